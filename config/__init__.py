@@ -1,0 +1,178 @@
+"""The operator's configuration: models and loaders for sources.yaml and topic.yaml.
+
+The YAML files beside this module are the packaged defaults (see `cyz.paths.config_dir`).
+Every loader raises `ConfigError` naming the file, the entry and the field, so a bad
+edit fails before any request is made.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration file is unreadable or invalid; the message names file, entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _compile_all(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+    return patterns
+
+
+def _check_urls(urls: list[str]) -> list[str]:
+    for url in urls:
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+    return urls
+
+
+class Source(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    kind: Literal["government", "news", "wechat"]
+    region: str
+    start_urls: list[str] = Field(default_factory=list)
+    article_patterns: list[str] = Field(default_factory=list)
+    follow_patterns: list[str] = Field(default_factory=list)
+    feeds: list[str] = Field(default_factory=list)
+    sitemaps: list[str] = Field(default_factory=list)
+    max_depth: int = Field(default=2, ge=0, le=20)
+    enabled: bool = True
+    disabled_reason: str | None = None
+    allowed_domains: list[str] = Field(default_factory=list)
+    encoding: str | None = None
+    user_agent: str | None = None
+    download_delay: float | None = Field(default=None, ge=0)
+    body_selector: str | None = None
+    notes: str | list[str] | None = None
+
+    _patterns = field_validator("article_patterns", "follow_patterns")(_compile_all)
+    _urls = field_validator("start_urls", "feeds", "sitemaps")(_check_urls)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _has_entry_points(self) -> Source:
+        if self.enabled and not (self.start_urls or self.feeds or self.sitemaps):
+            raise ValueError("start_urls: an enabled source needs start_urls, feeds or sitemaps")
+        if self.enabled and not self.article_patterns and not self.feeds and not self.sitemaps:
+            raise ValueError("article_patterns: an enabled source needs at least one")
+        return self
+
+    @property
+    def domains(self) -> list[str]:
+        """Hosts the crawl may visit: `allowed_domains`, else the hosts of its entry URLs."""
+        if self.allowed_domains:
+            return self.allowed_domains
+        hosts = {urlsplit(u).hostname for u in self.start_urls + self.feeds + self.sitemaps}
+        return sorted(h for h in hosts if h)
+
+
+class SourcesFile(_Strict):
+    sources: list[Source]
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: bad YAML: {problem}") from None
+
+
+def _explain(path: Path, data: object, exc: ValidationError, list_key: str) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc)
+        if len(loc) >= 2 and loc[0] == list_key and isinstance(loc[1], int):
+            entries = data.get(list_key) if isinstance(data, dict) else None
+            entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+            entry_id = entry.get("id") if isinstance(entry, dict) else None
+            field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if field == "(entry)" and ":" in msg:
+                field, msg = (s.strip() for s in msg.split(":", 1))
+            label = f"entry {entry_id!r}" if entry_id else f"entry #{loc[1] + 1}"
+            lines.append(f"{path}: {label}, field {field!r}: {msg}")
+        else:
+            lines.append(f"{path}: field {where!r}: {err['msg']}")
+    return ConfigError("\n".join(lines))
+
+
+def load_sources(path: Path) -> list[Source]:
+    """Read and validate a sources file; raise ConfigError naming file, entry and field."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'sources' list")
+    try:
+        parsed = SourcesFile.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, data, exc, "sources") from None
+    seen: set[str] = set()
+    for src in parsed.sources:
+        if src.id in seen:
+            raise ConfigError(f"{path}: entry {src.id!r}, field 'id': duplicate id")
+        seen.add(src.id)
+    return parsed.sources
+
+
+class Region(_Strict):
+    name: str
+    parent: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+
+
+class Topic(_Strict):
+    id: str
+    name: str
+    keywords: list[str]
+
+
+class TopicFile(_Strict):
+    regions: list[Region]
+    topics: list[Topic] = Field(default_factory=list)
+    cooperation_terms: list[str] = Field(default_factory=list)
+
+
+def load_topic(path: Path) -> TopicFile:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'regions' list")
+    try:
+        return TopicFile.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, data, exc, "regions") from None

@@ -1,0 +1,1 @@
+"""Search indexes behind one interface (`cyz.index.base.Engine`); `open_engine` picks one."""

@@ -1,0 +1,86 @@
+"""The engine interface every index backend implements (sqlite, elasticsearch, opensearch).
+
+Records are plain dicts with the keys of `cyz.record.Article`. Engines own storage and
+search; query *syntax* is parsed once in `cyz.index.query` and handed to them as a tree.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from cyz.index.query import Query
+
+
+@dataclass
+class Filters:
+    """Filters shared by search, count, iteration and export."""
+
+    regions: list[str] = field(default_factory=list)  # any of these in record["regions"][].name
+    sources: list[str] = field(default_factory=list)  # any of these source ids
+    source_prefix: str | None = None  # e.g. "demo-" for `cyz demo --clean`
+    since: date | None = None  # published_at on or after (Asia/Shanghai calendar day)
+    until: date | None = None  # published_at on or before
+
+
+@dataclass
+class SearchRequest:
+    query: Query
+    filters: Filters = field(default_factory=Filters)
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass
+class Hit:
+    record: dict
+    score: float
+    snippet: str  # in the page's own script; matches wrapped in SNIPPET_MARK
+
+
+@dataclass
+class SearchResult:
+    total: int
+    hits: list[Hit]
+
+
+# Matches in snippets are marked the same way by every engine.
+SNIPPET_MARK = ("【", "】")
+
+
+class Engine(ABC):
+    """An index of article records."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def init(self) -> None:
+        """Create tables/indices if missing (idempotent)."""
+
+    @abstractmethod
+    def write(self, records: Iterable[dict]) -> int:
+        """Insert or replace records by `id`; returns how many were written."""
+
+    @abstractmethod
+    def get(self, record_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def search(self, request: SearchRequest) -> SearchResult: ...
+
+    @abstractmethod
+    def count(self, filters: Filters | None = None) -> int: ...
+
+    @abstractmethod
+    def delete(self, ids: Iterable[str]) -> int: ...
+
+    @abstractmethod
+    def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
+        """Every matching record, in no particular order (export, reextract, --clean)."""
+
+    def refresh(self) -> None:
+        """Make writes visible to search (end of a run); a no-op where writes are immediate."""
+
+    def close(self) -> None:
+        """Release connections."""
