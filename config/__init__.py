@@ -149,11 +149,16 @@ def load_sources(path: Path) -> list[Source]:
     return parsed.sources
 
 
+class Place(_Strict):
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+
+
 class Region(_Strict):
     name: str
     parent: str | None = None
     aliases: list[str] = Field(default_factory=list)
-    places: list[str] = Field(default_factory=list)
+    places: list[Place] = Field(default_factory=list)
 
 
 class Topic(_Strict):
@@ -164,8 +169,21 @@ class Topic(_Strict):
 
 class TopicFile(_Strict):
     regions: list[Region]
+    compounds: dict[str, list[str]] = Field(default_factory=dict)
     topics: list[Topic] = Field(default_factory=list)
-    cooperation_terms: list[str] = Field(default_factory=list)
+    focus_regions: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_regions(self) -> TopicFile:
+        names = {r.name for r in self.regions}
+        for compound, parts in self.compounds.items():
+            for part in parts:
+                if part not in names:
+                    raise ValueError(f"compounds: {compound!r} names unknown region {part!r}")
+        for name in self.focus_regions:
+            if name not in names:
+                raise ValueError(f"focus_regions: unknown region {name!r}")
+        return self
 
 
 def load_topic(path: Path) -> TopicFile:

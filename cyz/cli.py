@@ -1,0 +1,301 @@
+"""The `cyz` command. Each command is a thin layer over the library; see `cyz --help`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cyz import paths
+from cyz.config import ConfigError, Source, load_sources
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _print_json(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    sys.exit(code)
+
+
+def _load(sources_file: Path | None) -> list[Source]:
+    path = sources_file or paths.config_dir() / "sources.yaml"
+    try:
+        return load_sources(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    raise AssertionError  # unreachable
+
+
+def _select(sources: list[Source], ids: tuple[str, ...]) -> list[Source]:
+    if not ids:
+        return [s for s in sources if s.enabled]
+    by_id = {s.id: s for s in sources}
+    chosen = []
+    for source_id in ids:
+        if source_id not in by_id:
+            _fail(f"no source {source_id!r}; known: {', '.join(sorted(by_id))}")
+        source = by_id[source_id]
+        if not source.enabled:
+            _fail(f"source {source_id!r} is disabled: {source.disabled_reason or 'no reason given'}")
+        chosen.append(source)
+    return chosen
+
+
+def _date(ctx, param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-12-05") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cyz")
+def main() -> None:
+    """cyz monitors Chinese government and news sites for cooperation between
+    Chengdu (成都), Chongqing (重庆) and Zunyi (遵义).
+
+    \b
+    Start here:
+      cyz demo                 crawl the bundled sample sites, offline
+      cyz search 遵义 合作      search what was crawled
+      cyz crawl                crawl the configured sources once
+
+    Configuration lives in CYZ_CONFIG_DIR (default ./config, else the packaged
+    defaults); the index and crawl state in CYZ_DATA_DIR (default the user data
+    dir). CYZ_ENGINE picks the index (sqlite, the default).
+    """
+
+
+def _print_summary(summary, title: str = "Crawl summary") -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in [("fetched", summary.fetched), ("new", summary.new),
+                         ("updated", summary.updated), ("unchanged", summary.unchanged),
+                         ("URL duplicates", summary.url_duplicates),
+                         ("reprints", summary.reprints), ("gone", summary.gone),
+                         ("failed", summary.failed_total)]:
+        table.add_row(label, str(value))
+    for reason, count in summary.failed.items():
+        table.add_row(f"  failed: {reason}", str(count))
+    out.print(table)
+
+
+@main.command()
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Crawl only this source (repeatable). Default: every enabled source.")
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Sources file to use instead of CYZ_CONFIG_DIR/sources.yaml.")
+@click.option("--max-pages", type=click.IntRange(min=1), help="Stop after this many article pages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def crawl(source_ids, sources_file, max_pages, as_json) -> None:
+    """Crawl the configured sources once and index what changed.
+
+    Prints a summary: pages fetched, new, updated and unchanged articles, URL
+    duplicates, reprints, and failures by reason. Unchanged pages cost a
+    conditional request and are not extracted again.
+    """
+    from cyz.crawl import crawl as run
+
+    sources = _select(_load(sources_file), source_ids)
+    summary = run(sources, data_dir=paths.data_dir(), max_pages=max_pages,
+                  progress=_progress_printer())
+    if as_json:
+        _print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+
+
+def _progress_printer():
+    if not err.is_terminal:
+        return None
+
+    def show(snapshot: dict) -> None:
+        err.print(f"  … {snapshot.get('cyz/fetched', 0)} articles fetched, "
+                  f"{snapshot.get('cyz/list_pages', 0)} list pages", end="\r")
+
+    return show
+
+
+@main.command()
+@click.argument("query", required=False, default="")
+@click.option("--region", "regions", multiple=True, help="Articles that mention this place (repeatable).")
+@click.option("--source", "sources", multiple=True, metavar="ID", help="Only this source (repeatable).")
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after.")
+@click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Published on or before.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=1000))
+@click.option("--json", "as_json", is_flag=True, help="Print {total, results} as JSON.")
+def search(query, regions, sources, since, until, limit, as_json) -> None:
+    """Search the index.
+
+    \b
+    Words are ANDed; "..." is a phrase; OR between words gives alternatives:
+      cyz search 遵义 签约 OR 协议
+      cyz search '"成渝地区双城经济圈"' --region 遵义 --since 2024-01-01
+    Simplified and traditional match each other (遵义 finds 遵義).
+    """
+    from cyz.search import search as run
+
+    result = run(query, regions=list(regions), sources=list(sources), since=since,
+                 until=until, limit=limit)
+    if as_json:
+        _print_json({"total": result.total,
+                     "results": [{**h.record, "score": h.score, "snippet": h.snippet}
+                                 for h in result.hits]})
+        return
+    out.print(f"{result.total} result(s) for {query!r}")
+    for rank, hit in enumerate(result.hits, 1):
+        rec = hit.record
+        day = (rec.get("published_at") or "")[:10] or "????-??-??"
+        out.print(f"\n[bold]{rank}. {rec['title'] or '(no title)'}[/bold]  "
+                  f"[dim]{day} · {rec.get('source_name') or rec.get('source_id')}[/dim]")
+        out.print(f"   {rec['url']}", style="cyan", markup=False)
+        out.print(f"   {hit.snippet}", markup=False)
+
+
+@main.command()
+@click.argument("target", metavar="PATH_OR_URL")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def extract(target, as_json) -> None:
+    """Run the per-page pipeline on one saved page or URL and print the record.
+
+    A .txt file is taken as already-extracted text.
+    """
+    from cyz.pipelines.page import build_record, record_from_text
+
+    path = Path(target)
+    if "://" in target:
+        from cyz.fetch import fetch_url
+
+        try:
+            body, final_url, charset = fetch_url(target)
+        except OSError as exc:
+            _fail(f"{target}: cannot fetch: {exc}", 1)
+        record = build_record(body, final_url, http_charset=charset)
+    elif path.is_file():
+        if path.suffix.lower() == ".txt":
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            record = record_from_text(text, path.resolve().as_uri())
+        else:
+            record = build_record(path.read_bytes(), path.resolve().as_uri())
+    else:
+        _fail(f"{target}: no such file (give a saved page or an http(s) URL)")
+    if as_json:
+        _print_json(record)
+        return
+    for key in ("title", "published_at", "origin", "author", "editor", "language", "script"):
+        out.print(f"[bold]{key:>12}[/bold]: {record.get(key)}")
+    regions = ", ".join(f"{r['name']}×{r['count']}" for r in record["regions"]) or "-"
+    out.print(f"[bold]{'regions':>12}[/bold]: {regions}")
+    out.print(f"[bold]{'topics':>12}[/bold]: {', '.join(record['topics']) or '-'}"
+              f"   relevance {record['relevance']}")
+    out.print()
+    out.print(record["text"], markup=False)
+
+
+@main.group()
+def sources() -> None:
+    """Inspect the configured sources."""
+
+
+@sources.command("list")
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path, dir_okay=False))
+def sources_list(sources_file) -> None:
+    """List sources with their kind, region and state."""
+    table = Table("id", "name", "kind", "region", "enabled")
+    for s in _load(sources_file):
+        table.add_row(s.id, s.name, s.kind, s.region,
+                      "yes" if s.enabled else f"no: {s.disabled_reason or ''}")
+    out.print(table)
+
+
+@sources.command("check")
+@click.argument("source_id", metavar="ID")
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--max-pages", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+def sources_check(source_id, sources_file, max_pages, as_json) -> None:
+    """Fetch one source now and show what it would index (nothing is stored)."""
+    from cyz.sources_check import check
+
+    source = _select(_load(sources_file), (source_id,))[0]
+    summary, records = check(source, max_pages=max_pages)
+    if as_json:
+        _print_json({"summary": summary.as_dict(), "records": records})
+        return
+    _print_summary(summary, f"{source.id}: first {max_pages} article page(s)")
+    for rec in records:
+        day = (rec.get("published_at") or "")[:10]
+        regions = ",".join(r["name"] for r in rec["regions"][:4])
+        out.print(f"• {day} {rec['title']}  [dim]{rec['url']}  {len(rec['text'])} chars  "
+                  f"来源={rec.get('origin')}  regions={regions}[/dim]")
+
+
+@main.command()
+@click.option("--clean", is_flag=True, help="Remove the demo records (source ids demo-*) and stop.")
+def demo(clean) -> None:
+    """Crawl the bundled sample sites (served on loopback) and search them. Offline."""
+    from cyz.demo.run import clean_demo, run_demo
+
+    if clean:
+        removed = clean_demo(paths.data_dir())
+        out.print(f"removed {removed} demo record(s)")
+        return
+    run_demo(paths.data_dir(), out)
+
+
+@main.group("index")
+def index_group() -> None:
+    """Manage the index (CYZ_ENGINE; sqlite by default)."""
+
+
+@index_group.command("init")
+def index_init() -> None:
+    """Create the index if missing (idempotent)."""
+    from cyz.index import open_engine
+
+    engine = open_engine()
+    engine.init()
+    out.print(f"{engine.name} index ready")
+    engine.close()
+
+
+@index_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def index_status(as_json) -> None:
+    """Show the engine, where it lives and how many articles it holds."""
+    from cyz.index import open_engine
+
+    engine = open_engine()
+    engine.init()
+    status = {"engine": engine.name, "articles": engine.count(), "data_dir": str(paths.data_dir())}
+    engine.close()
+    if as_json:
+        _print_json(status)
+    else:
+        for key, value in status.items():
+            out.print(f"{key:>10}: {value}")
+
+
+@main.command()
+def schedule() -> None:
+    """Run the long-lived scheduler (nightly crawl). Same as `python scheduler.py`."""
+    from cyz.scheduling import run_forever
+
+    run_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""One crawl run as a library call: sources in, a run summary out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cyz.config import Source
+
+# The per-run path of every article page, in order (see pipelines/process.py and store.py).
+ITEM_PIPELINES = {
+    "cyz.pipelines.process.ProcessPipeline": 300,
+    "cyz.pipelines.store.DedupePipeline": 500,
+    "cyz.pipelines.store.StorePipeline": 800,
+}
+
+
+@dataclass
+class RunSummary:
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    url_duplicates: int = 0
+    reprints: int = 0
+    gone: int = 0
+    list_pages: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_stats(cls, stats: dict) -> RunSummary:
+        def n(key: str) -> int:
+            return int(stats.get(f"cyz/{key}", 0) or 0)
+
+        failed = {key.removeprefix("cyz/failed/"): int(v) for key, v in stats.items()
+                  if key.startswith("cyz/failed/") and v}
+        return cls(fetched=n("fetched") + n("not_modified"), new=n("new"), updated=n("updated"),
+                   unchanged=n("unchanged"), url_duplicates=n("url_duplicates"),
+                   reprints=n("reprints"), gone=n("gone"), list_pages=n("list_pages"),
+                   failed=dict(sorted(failed.items())), stats=stats)
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    def as_dict(self) -> dict:
+        return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
+                "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,
+                "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
+                "failed": self.failed}
+
+
+def crawl(
+    sources: list[Source],
+    *,
+    data_dir: Path,
+    engine: str | None = None,
+    max_pages: int | None = None,
+    host_map: dict[str, str] | None = None,
+    settings_overrides: dict | None = None,
+    progress=None,
+) -> RunSummary:
+    """Crawl `sources` once into the index of `data_dir`; returns the run summary."""
+    from cyz.crawler.run import run_crawl
+
+    overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir), **(settings_overrides or {})}
+    stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
+                      host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
+                      progress=progress)
+    return RunSummary.from_stats(stats)

@@ -1,0 +1,83 @@
+"""`cyz demo`: serve the bundled sample sites on loopback, crawl them, show what was found."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cyz.config import load_sources
+from cyz.crawl import RunSummary, crawl
+from cyz.index import open_engine
+from cyz.index.base import Filters
+
+DEMO_PREFIX = "demo-"
+SAMPLE_QUERIES = ["遵义 合作", '"成渝地区双城经济圈"', "遵義"]
+
+
+def demo_dir() -> Path:
+    return Path(str(resources.files("cyz.demo")))
+
+
+def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> RunSummary:
+    from cyz.demo.server import SiteServer
+    from cyz.search import search
+
+    sources = load_sources(demo_dir() / "sources.yaml")
+    with SiteServer(demo_dir() / "sites") as server:
+        host_map = {host: f"127.0.0.1:{server.port}" for host in server.hosts}
+        out.print(f"Serving {len(host_map)} sample sites on 127.0.0.1:{server.port}: "
+                  f"{', '.join(sorted(host_map))}")
+        out.print(f"Crawling into {data_dir} …")
+        summary = crawl(sources, data_dir=data_dir, engine=engine_name, host_map=host_map)
+
+    from cyz.cli import _print_summary
+
+    _print_summary(summary, "Demo crawl")
+    engine = open_engine(engine_name, data_dir)
+    try:
+        engine.init()
+        table = Table("source", "articles", title="Indexed demo articles", title_justify="left")
+        for source in sources:
+            table.add_row(source.id, str(engine.count(Filters(sources=[source.id]))))
+        out.print(table)
+        for query in SAMPLE_QUERIES:
+            result = search(query, limit=3, engine=engine)
+            out.print(f"\n[bold]cyz search {query}[/bold] → {result.total} result(s)")
+            for hit in result.hits:
+                rec = hit.record
+                out.print(f"  • {(rec.get('published_at') or '')[:10]} {rec['title']} "
+                          f"[dim]({rec['source_id']})[/dim]")
+                out.print(f"    {hit.snippet}", markup=False)
+    finally:
+        engine.close()
+    out.print("\nTry: cyz search 遵义 签约 OR 协议 --region 重庆   ·   cyz demo --clean removes these records")
+    return summary
+
+
+def clean_demo(data_dir: Path, engine_name: str | None = None) -> int:
+    """Delete the records of demo sources (ids starting `demo-`) and their crawl state."""
+    from cyz.crawler.state import CrawlState
+
+    engine = open_engine(engine_name, data_dir)
+    try:
+        engine.init()
+        ids = [r["id"] for r in engine.iter_records(Filters(source_prefix=DEMO_PREFIX))]
+        removed = engine.delete(ids)
+    finally:
+        engine.close()
+    from cyz.pipelines.dedupe import ReprintIndex
+
+    reprints = ReprintIndex(data_dir / "reprints.sqlite3")
+    try:
+        reprints.remove(ids)
+    finally:
+        reprints.close()
+    state = CrawlState(data_dir)
+    try:
+        state.forget_sources(DEMO_PREFIX)
+    finally:
+        state.close()
+    return removed

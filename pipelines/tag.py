@@ -1,0 +1,74 @@
+"""Tagging: which places of the gazetteer an article names, its topics and its relevance.
+
+Matching runs on the simplified copy (`title_zh` + `text_zh`), so traditional pages are
+tagged like simplified ones. One regex alternation, longest name first, counts each
+mention once: 汇川区 is one mention of 汇川区 (and so of 遵义), never also of a shorter name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+from cyz.config import TopicFile, load_topic
+from cyz.paths import config_dir
+
+
+class Tagger:
+    def __init__(self, topic: TopicFile):
+        self.topic = topic
+        # surface string -> the region names it counts toward (a place: itself and its city)
+        self._targets: dict[str, tuple[str, ...]] = {}
+        for region in topic.regions:
+            for alias in [region.name, *region.aliases]:
+                self._targets[alias] = (region.name,)
+            for place in region.places:
+                for alias in [place.name, *place.aliases]:
+                    self._targets[alias] = (place.name, region.name)
+        for compound, parts in topic.compounds.items():
+            self._targets[compound] = tuple(parts)
+        names = sorted(self._targets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, names)))
+        self._topics = [
+            (t.id, re.compile("|".join(map(re.escape, sorted(t.keywords, key=len, reverse=True)))))
+            for t in topic.topics
+            if t.keywords
+        ]
+        self._order = {r.name: i for i, r in enumerate(topic.regions)}
+
+    def regions(self, text: str) -> list[dict]:
+        """Places named in `text` with mention counts, most mentioned first."""
+        counts: Counter[str] = Counter()
+        for match in self._pattern.finditer(text):
+            for name in self._targets[match.group(0)]:
+                counts[name] += 1
+        return [{"name": n, "count": c} for n, c in
+                sorted(counts.items(), key=lambda kv: (-kv[1], self._order.get(kv[0], 99), kv[0]))]
+
+    def topics(self, text: str) -> list[str]:
+        return [topic_id for topic_id, pattern in self._topics if pattern.search(text)]
+
+    def relevance(self, regions: list[dict], topics: list[str], text: str) -> float:
+        """0–1: how squarely the article is about cooperation among the focus cities."""
+        named = {r["name"] for r in regions}
+        focus = [name for name in self.topic.focus_regions if name in named]
+        place_score = (0.0, 0.3, 0.55, 0.65)[min(len(focus), 3)]
+        topic_score = 0.35 * min(1.0, len([t for t in topics if t != "industry"]) / 3)
+        if not focus:
+            topic_score /= 3  # cooperation talk about other places is only faintly relevant
+        return round(min(1.0, place_score + topic_score), 3)
+
+    def tag(self, record: dict) -> dict:
+        """Fill `regions`, `topics` and `relevance` of a record from its simplified text."""
+        text = f"{record.get('title_zh', '')}\n{record.get('text_zh', '')}"
+        record["regions"] = self.regions(text)
+        record["topics"] = self.topics(text)
+        record["relevance"] = self.relevance(record["regions"], record["topics"], text)
+        return record
+
+
+@cache
+def default_tagger(path: Path | None = None) -> Tagger:
+    return Tagger(load_topic(path or config_dir() / "topic.yaml"))
