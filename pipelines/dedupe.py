@@ -88,7 +88,7 @@ class ReprintIndex:
                 f"SELECT DISTINCT m.id, m.cluster_id, m.sig FROM bands b JOIN members m ON m.id = b.id "
                 f"WHERE b.key IN ({marks})", keys).fetchall()
             best, best_sim = None, SIMILARITY
-            for other_id, cluster_id, blob in candidates:
+            for _other_id, cluster_id, blob in candidates:
                 sim = float(np.mean(np.frombuffer(blob, dtype=np.uint64) == sig))
                 if sim >= best_sim:
                     best, best_sim = cluster_id, sim

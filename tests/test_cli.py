@@ -1,0 +1,142 @@
+"""The `cyz` command end to end: drive the real console script and read its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cyz(*args: str, data_dir: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "CYZ_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
+    environ.pop("CYZ_ENGINE", None)
+    proc = subprocess.run([sys.executable, "-m", "cyz.cli", *args], capture_output=True,
+                          text=True, env=environ, cwd=REPO, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cyz {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    first = cyz("demo", data_dir=data_dir)
+    return data_dir, first
+
+
+def summary_rows(stdout: str) -> dict[str, int]:
+    """The numbers of the printed run summary table, by label."""
+    rows = {}
+    for line in stdout.splitlines():
+        match = re.match(r"^[│|\s]*([a-zA-Z][\w :]*?)\s*[│|]\s*(\d+)\s*[│|]?\s*$", line)
+        if match:
+            rows[match.group(1).strip()] = int(match.group(2))
+    return rows
+
+
+def search_json(data_dir: Path, *args: str) -> dict:
+    return json.loads(cyz("search", *args, "--json", "--limit", "100", data_dir=data_dir).stdout)
+
+
+def test_demo_indexes_the_sample_sites_and_shows_a_search(demo_run):
+    data_dir, first = demo_run
+    assert "Demo crawl" in first.stdout
+    assert "cyz search 遵义 合作" in first.stdout
+    status = json.loads(cyz("index", "status", "--json", data_dir=data_dir).stdout)
+    assert status["articles"] >= 28  # 30+ article pages, minus the broken one(s)
+
+
+def test_simplified_and_traditional_queries_find_the_same_articles(demo_run):
+    data_dir, _ = demo_run
+    simplified = search_json(data_dir, "遵义")
+    traditional = search_json(data_dir, "遵義")
+    assert simplified["total"] >= 10
+    assert {r["id"] for r in simplified["results"]} == {r["id"] for r in traditional["results"]}
+    scripts = {r["script"] for r in simplified["results"]}
+    assert scripts == {"hans", "hant"}  # the traditional reprint is among them
+
+
+def test_search_json_shape_and_snippet_marks(demo_run):
+    data_dir, _ = demo_run
+    result = search_json(data_dir, "成渝")
+    hit = result["results"][0]
+    for key in ("id", "url", "source_id", "title", "text", "published_at", "regions",
+                "score", "snippet", "cluster_id", "is_first_in_cluster"):
+        assert key in hit
+    assert "【成渝】" in hit["snippet"] or "【成渝】" in hit["title"] or "成渝" in hit["snippet"]
+    assert hit["published_at"].endswith("+08:00")
+
+
+def test_region_filter_uses_places_mentioned(demo_run):
+    data_dir, _ = demo_run
+    zunyi = search_json(data_dir, "", "--region", "遵义")
+    assert zunyi["total"] > 0
+    for rec in zunyi["results"]:
+        assert "遵义" in {r["name"] for r in rec["regions"]}
+    gbk = search_json(data_dir, "", "--source", "demo-qianxin")
+    assert gbk["total"] >= 5
+    assert all("\ufffd" not in r["text"] for r in gbk["results"])  # GBK decoded cleanly
+
+
+def test_second_crawl_skips_unchanged_pages(demo_run):
+    data_dir, first = demo_run
+    before = summary_rows(first.stdout)
+    assert before["new"] >= 28
+    second = summary_rows(cyz("demo", data_dir=data_dir).stdout)
+    assert second["new"] == 0 and second["updated"] == 0
+    # fewer than 5% of article pages are extracted again
+    assert second["unchanged"] >= 0.95 * before["new"]
+
+
+def test_reprints_share_a_cluster(demo_run):
+    data_dir, _ = demo_run
+    records = search_json(data_dir, "")["results"]
+    clusters: dict[str, list[dict]] = {}
+    for rec in records:
+        clusters.setdefault(rec["cluster_id"], []).append(rec)
+    shared = [c for c in clusters.values() if len(c) > 1]
+    assert shared, "the demo sites carry reprints of one story"
+    for members in shared:
+        assert sum(m["is_first_in_cluster"] for m in members) == 1
+
+
+def test_demo_clean_removes_demo_records(tmp_path, demo_run):
+    data_dir, _ = demo_run
+    cleaned = cyz("demo", "--clean", data_dir=data_dir)
+    assert "removed" in cleaned.stdout
+    status = json.loads(cyz("index", "status", "--json", data_dir=data_dir).stdout)
+    assert status["articles"] == 0
+
+
+def test_bad_sources_file_fails_before_any_request(tmp_path):
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("sources:\n  - id: x\n    name: X\n    kind: news\n    region: 重庆\n"
+                   "    start_url: [https://x.cn/]\n    article_patterns: ['(']\n", encoding="utf-8")
+    proc = cyz("crawl", "--sources", str(bad), data_dir=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and "'x'" in proc.stderr and "start_url" in proc.stderr
+
+
+def test_extract_a_saved_page(tmp_path):
+    page = tmp_path / "t20241205_1.html"
+    page.write_text(
+        "<html><head><title>遵义与重庆签约_遵义市人民政府</title>"
+        "<meta name='PubDate' content='2024-12-05 09:30'></head><body>"
+        "<div class='trs_paper_default'><p>12月4日，遵义市与重庆市江北区签署战略合作协议，"
+        "双方将在产业协作、交通互联等领域深化合作，共同推动成渝地区双城经济圈建设。</p>"
+        "<p>根据协议，两地将共建产业园区，推动一批重点项目落地。</p></div>"
+        "<p>来源：遵义日报</p><p>责任编辑：张三</p></body></html>", encoding="utf-8")
+    rec = json.loads(cyz("extract", str(page), "--json", data_dir=tmp_path).stdout)
+    assert rec["title"] == "遵义与重庆签约"
+    assert rec["published_at"] == "2024-12-05T09:30:00+08:00"
+    assert rec["origin"] == "遵义日报"
+    assert "责任编辑" not in rec["text"] and "共建产业园区" in rec["text"]
+    assert rec["language"] == "zh-cn" and rec["script"] == "hans"
+    assert {"遵义", "重庆"} <= {r["name"] for r in rec["regions"]}
