@@ -290,6 +290,52 @@ def index_status(as_json) -> None:
 
 
 @main.command()
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Only pages of this source (repeatable).")
+def reextract(source_ids) -> None:
+    """Re-run the per-page pipeline over the raw HTML archive, without fetching.
+
+    Use it after the pipeline improved: every stored page is extracted again and its
+    record updated in place (same id, crawl dates kept).
+    """
+    from cyz.reextract import reextract as run
+
+    sources = _load(None)
+    counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None)
+    out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed")
+
+
+@main.command()
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after.")
+@click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Published on or before.")
+@click.option("--region", "regions", multiple=True, help="Articles that mention this place.")
+@click.option("--source", "sources", multiple=True, metavar="ID", help="Only this source.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="csv opens in Excel (UTF-8 with BOM).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of stdout.")
+def export(since, until, regions, sources, fmt, output) -> None:
+    """Export records (newest first) as JSON lines or CSV."""
+    from cyz.export import write_csv, write_jsonl
+    from cyz.index import open_engine
+    from cyz.index.base import Filters
+
+    engine = open_engine()
+    engine.init()
+    records = sorted(engine.iter_records(Filters(regions=list(regions), sources=list(sources),
+                                                 since=since, until=until)),
+                     key=lambda r: r.get("published_at") or "", reverse=True)
+    engine.close()
+    writer = write_csv if fmt == "csv" else write_jsonl
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            n = writer(records, fh)
+        err.print(f"wrote {n} record(s) to {output}")
+    else:
+        writer(records, sys.stdout)
+
+
+@main.command()
 def schedule() -> None:
     """Run the long-lived scheduler (nightly crawl). Same as `python scheduler.py`."""
     from cyz.scheduling import run_forever

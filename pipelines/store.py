@@ -1,27 +1,75 @@
-"""Scrapy item pipelines for the end of the path: reprint clusters, then the index.
+"""The end of the path: reprint clusters, then the index.
 
-`DedupePipeline` places each new or changed record in its story cluster. `StorePipeline`
-writes records to the engine in batches and only then records the fetch in the crawl
-state, so a page whose record never reached the index is extracted again next run.
+`DedupePipeline` places each new or changed record in its story cluster.
+`StorePipeline` hands records to a `RecordWriter`, which writes them to the engine in
+batches together with their raw pages, and only then records the fetches in the crawl
+state — so a page whose record never reached the index is extracted again next run.
+`cyz reextract` uses the same `RecordWriter`.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cyz.crawler.state import CrawlState
 from cyz.index import open_engine
-from cyz.pipelines.dedupe import ReprintIndex
+from cyz.index.base import Engine
+from cyz.pipelines.archive import RawArchive, RawPage
+from cyz.pipelines.dedupe import Placement, ReprintIndex
+from cyz.record import article_id
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
 
 
-def _data_dir(settings):
-    from pathlib import Path
+def apply_placement(record: dict, placement: Placement) -> None:
+    record["cluster_id"] = placement.cluster_id
+    record["is_first_in_cluster"] = placement.is_first
 
+
+class RecordWriter:
+    """Batches records (and cluster-flag changes of their siblings) into the engine."""
+
+    def __init__(self, engine: Engine, archive: RawArchive | None = None,
+                 on_flush=None, batch: int = BATCH):
+        self.engine = engine
+        self.archive = archive
+        self.on_flush = on_flush  # called after each successful write
+        self.batch = batch
+        self.pending: dict[str, dict] = {}
+        self.raw: list[RawPage] = []
+
+    def add(self, record: dict, cluster_changes: dict[str, bool] | None = None,
+            raw: RawPage | None = None) -> None:
+        self.pending[record["id"]] = record
+        for other_id, is_first in (cluster_changes or {}).items():
+            other = self.pending.get(other_id) or self.engine.get(other_id)
+            if other is not None and other.get("is_first_in_cluster") != is_first:
+                other["is_first_in_cluster"] = is_first
+                self.pending[other_id] = other
+        if raw is not None:
+            self.raw.append(raw)
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def get(self, record_id: str) -> dict | None:
+        return self.pending.get(record_id) or self.engine.get(record_id)
+
+    def flush(self) -> None:
+        if self.raw and self.archive is not None:
+            self.archive.put_many(self.raw)
+        self.raw.clear()
+        if self.pending:
+            self.engine.write(list(self.pending.values()))
+            self.pending.clear()
+        if self.on_flush:
+            self.on_flush()
+
+
+def _data_dir(settings) -> Path:
     return Path(settings.get("CYZ_DATA_DIR"))
 
 
@@ -42,8 +90,7 @@ class DedupePipeline:
         if record is None:
             return item
         placement = self.index.place(record["id"], record["text_zh"], record["published_at"])
-        record["cluster_id"] = placement.cluster_id
-        record["is_first_in_cluster"] = placement.is_first
+        apply_placement(record, placement)
         item["cluster_changes"] = placement.changed
         if placement.is_reprint:
             self.stats.inc_value("cyz/reprints")
@@ -54,11 +101,12 @@ class StorePipeline:
     def __init__(self, crawler):
         self.stats = crawler.stats
         settings = crawler.settings
-        self.engine = open_engine(settings.get("CYZ_ENGINE"), _data_dir(settings))
-        self.engine.init()
+        data_dir = _data_dir(settings)
+        engine = open_engine(settings.get("CYZ_ENGINE"), data_dir)
+        engine.init()
         self.state = CrawlState.for_settings(settings)
-        self.pending: dict[str, dict] = {}  # id -> record waiting for the next batch write
-        self.fetches: list[dict] = []  # pages to record in the state once their batch is stored
+        self.fetches: list[dict] = []  # recorded in the crawl state once their batch is stored
+        self.writer = RecordWriter(engine, RawArchive(data_dir), on_flush=self._record_fetches)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -68,47 +116,35 @@ class StorePipeline:
         page, record, outcome = item["page"], item["record"], item["outcome"]
         if outcome in ("new", "updated"):
             self.stats.inc_value(f"cyz/{outcome}")
-            self.pending[record["id"]] = record
-            for other_id, is_first in item.get("cluster_changes", {}).items():
-                self._set_first(other_id, is_first)
+            raw = RawPage(record["id"], page["url"], page["source_id"], page.get("http_charset"),
+                          page.get("fetched_at") or record["crawled_at"], page["body"])
             self.fetches.append(page)
+            self.writer.add(record, item.get("cluster_changes"), raw)
         elif outcome == "unchanged":
             self.fetches.append(page)
         elif outcome == "gone":
             self._mark_gone(page)
-        if len(self.pending) >= BATCH:
-            self.flush()
         return {"id": record["id"] if record else None, "url": page["url"], "outcome": outcome}
-
-    def _set_first(self, record_id: str, is_first: bool) -> None:
-        record = self.pending.get(record_id) or self.engine.get(record_id)
-        if record is not None and record.get("is_first_in_cluster") != is_first:
-            record["is_first_in_cluster"] = is_first
-            self.pending[record_id] = record
 
     def _mark_gone(self, page: dict) -> None:
         when = datetime.now(UTC).isoformat(timespec="seconds")
         self.state.mark_gone(page["canonical_url"], when)
-        from cyz.record import article_id
-
-        record = self.engine.get(article_id(page["canonical_url"]))
+        record = self.writer.get(article_id(page["canonical_url"]))
         if record is not None and not record.get("gone_at"):
             record["gone_at"] = when
-            self.pending[record["id"]] = record
+            self.writer.add(record)
             self.stats.inc_value("cyz/gone")
 
-    def flush(self) -> None:
-        if self.pending:
-            self.engine.write(list(self.pending.values()))
-            self.pending.clear()
+    def _record_fetches(self) -> None:
         for page in self.fetches:
             self.state.record_fetch(page)
         self.fetches.clear()
 
     def close_spider(self, spider=None):
         try:
-            self.flush()
-            self.engine.refresh()
+            self.writer.flush()
+            self.writer.engine.refresh()
         finally:
-            self.engine.close()
+            self.writer.engine.close()
+            self.writer.archive.close()
             self.state.close()
