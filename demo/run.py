@@ -68,13 +68,14 @@ def clean_demo(data_dir: Path, engine_name: str | None = None) -> int:
         removed = engine.delete(ids)
     finally:
         engine.close()
+    from cyz.pipelines.archive import RawArchive
     from cyz.pipelines.dedupe import ReprintIndex
 
-    reprints = ReprintIndex(data_dir / "reprints.sqlite3")
-    try:
-        reprints.remove(ids)
-    finally:
-        reprints.close()
+    for store in (ReprintIndex(data_dir / "reprints.sqlite3"), RawArchive(data_dir)):
+        try:
+            store.delete(ids)
+        finally:
+            store.close()
     state = CrawlState(data_dir)
     try:
         state.forget_sources(DEMO_PREFIX)

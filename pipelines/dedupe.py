@@ -104,7 +104,7 @@ class ReprintIndex:
                 "SELECT is_first FROM members WHERE id = ?", (record_id,)).fetchone()[0])
         return Placement(cluster_id, is_first, best is not None, changed)
 
-    def remove(self, ids: list[str]) -> None:
+    def delete(self, ids: list[str]) -> None:
         """Forget records deleted from the index (`cyz demo --clean`)."""
         with self.db:
             for record_id in ids:
