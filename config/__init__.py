@@ -7,7 +7,9 @@ edit fails before any request is made.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -112,7 +114,29 @@ def _read_yaml(path: Path) -> object:
         raise ConfigError(f"{path}:{where}: bad YAML: {problem}") from None
 
 
-def _explain(path: Path, data: object, exc: ValidationError, list_key: str) -> ConfigError:
+# Error types whose offending value is short and worth echoing back to the operator.
+_ECHO_INPUT = {"literal_error", "string_pattern_mismatch", "int_parsing", "float_parsing",
+               "bool_parsing", "greater_than_equal", "less_than_equal", "list_type",
+               "string_type"}
+
+
+def _describe(err: dict, known: Iterable[str]) -> str:
+    """One pydantic error in the operator's words: a typo'd key gets a suggestion."""
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        key = str(err["loc"][-1])
+        close = difflib.get_close_matches(key, list(known), n=1)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if err["type"] in _ECHO_INPUT and len(repr(err.get("input"))) <= 80:
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def _explain(path: Path, data: object, exc: ValidationError, list_key: str,
+             entry_model: type[BaseModel] | None = None,
+             file_model: type[BaseModel] | None = None, id_key: str = "id") -> ConfigError:
+    entry_keys = list(entry_model.model_fields) if entry_model else []
+    file_keys = list(file_model.model_fields) if file_model else []
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
@@ -120,15 +144,15 @@ def _explain(path: Path, data: object, exc: ValidationError, list_key: str) -> C
         if len(loc) >= 2 and loc[0] == list_key and isinstance(loc[1], int):
             entries = data.get(list_key) if isinstance(data, dict) else None
             entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
-            entry_id = entry.get("id") if isinstance(entry, dict) else None
+            entry_id = entry.get(id_key) if isinstance(entry, dict) else None
             field = ".".join(str(p) for p in loc[2:]) or "(entry)"
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = _describe(err, entry_keys if len(loc) == 3 else [])
             if field == "(entry)" and ":" in msg:
                 field, msg = (s.strip() for s in msg.split(":", 1))
             label = f"entry {entry_id!r}" if entry_id else f"entry #{loc[1] + 1}"
             lines.append(f"{path}: {label}, field {field!r}: {msg}")
         else:
-            lines.append(f"{path}: field {where!r}: {err['msg']}")
+            lines.append(f"{path}: field {where!r}: {_describe(err, file_keys)}")
     return ConfigError("\n".join(lines))
 
 
@@ -140,12 +164,13 @@ def load_sources(path: Path) -> list[Source]:
     try:
         parsed = SourcesFile.model_validate(data)
     except ValidationError as exc:
-        raise _explain(path, data, exc, "sources") from None
-    seen: set[str] = set()
-    for src in parsed.sources:
+        raise _explain(path, data, exc, "sources", Source, SourcesFile) from None
+    seen: dict[str, int] = {}
+    for number, src in enumerate(parsed.sources, 1):
         if src.id in seen:
-            raise ConfigError(f"{path}: entry {src.id!r}, field 'id': duplicate id")
-        seen.add(src.id)
+            raise ConfigError(f"{path}: entry {src.id!r}, field 'id': duplicate id "
+                              f"(entries #{seen[src.id]} and #{number})")
+        seen[src.id] = number
     return parsed.sources
 
 
@@ -193,4 +218,4 @@ def load_topic(path: Path) -> TopicFile:
     try:
         return TopicFile.model_validate(data)
     except ValidationError as exc:
-        raise _explain(path, data, exc, "regions") from None
+        raise _explain(path, data, exc, "regions", Region, TopicFile, id_key="name") from None

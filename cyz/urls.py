@@ -11,8 +11,9 @@ _TRACKING = re.compile(
     r"wfr|for|timestamp|_t|ref|refer|fbclid|gclid|chksm|mpshare|srcid|sharer_\w+|sessionid)$",
     re.IGNORECASE,
 )
-# TRS sites serve the same article as t20241205_123_app.html / _wap.html / _m.html.
-_COPY_SUFFIX = re.compile(r"(t\d{8}_\d+)_(?:app|wap|m)(\.s?html?)$")
+# The same article as a mobile/app/PC copy: TRS t20241205_123_app.html / _wap.html,
+# 上游新闻 6143485_pc.html.
+_COPY_SUFFIX = re.compile(r"(\d)_(?:app|wap|m|pc)(\.s?html?)$")
 _INDEX_PAGE = re.compile(r"/index\.(?:s?html?|php|jsp|asp)$")
 
 

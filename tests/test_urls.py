@@ -21,6 +21,11 @@ def test_copies_of_one_article_share_a_canonical_url(variant):
         "https://www.cq.gov.cn/ywdt/jrcq/202606/t20260626_15778151.html")
 
 
+def test_pc_copy_is_the_article():
+    assert canonical_url("https://www.cqcb.com/shixiang/2026-05-20/6143485_pc.html") == \
+        "https://www.cqcb.com/shixiang/2026-05-20/6143485.html"
+
+
 def test_trailing_index_page_is_the_directory():
     assert canonical_url("http://a.cn/xwdt/zyyw/index.html") == "https://a.cn/xwdt/zyyw/"
 

@@ -1,0 +1,343 @@
+"""The shipped configuration loads, its URL patterns fit the real sites' URLs, and a bad
+edit fails with a message that names the file, the entry and the field."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+import cyz.config
+from cyz.config import ConfigError, Source, load_sources, load_topic
+
+CONFIG_DIR = Path(cyz.config.__file__).parent
+SOURCES_FILE = CONFIG_DIR / "sources.yaml"
+
+# Article URLs as sources-research.md cites them. Where the research elides part of a
+# URL ("d4ea87e6…", a column path given only as "…"), we filled the gap in the cited
+# shape; those rows are marked "filled".
+ARTICLE_EXAMPLES: list[tuple[str, str]] = [
+    ("zunyi-gov", "https://www.zunyi.gov.cn/xwdt/zyyw/202607/t20260731_90680254.html"),
+    ("zunyi-gov", "https://www.zunyi.gov.cn/zwgk/zdlygk/mzzj/mzwhbh/202501/t20250123_86670687.html"),
+    ("zunyi-gov", "http://www.zunyi.gov.cn/zwgk/zfwj/zfr/202608/t20260831_90797819.html"),  # filled
+    ("guizhou-gov", "https://www.guizhou.gov.cn/home/gzyw/202504/t20250417_87533552.html"),
+    ("guizhou-gov", "https://www.guizhou.gov.cn/home/tt/202608/t20260801_90684455.html"),  # filled
+    ("guizhou-gxt", "https://gxt.guizhou.gov.cn/gxdt/tzgg/202306/t20230615_80303405.html"),
+    ("cq-gov", "https://www.cq.gov.cn/ywdt/jrcq/202606/t20260626_15778151.html"),
+    ("cq-gov", "https://www.cq.gov.cn/zt/cyscjjq/xtfz/zjsystpz/202412/t20241205_13864768.html"),
+    ("cq-gov", "https://www.cq.gov.cn/zwgk/zfxxgkml/szfwj/xzgfxwj/szfbgt/202606/t20260616_15758457.html"),
+    ("cq-gov", "https://www.cq.gov.cn/ywdt/zwhd/qxdt/202605/t20260507_15655466.html"),  # filled
+    ("cq-gov", "https://www.cq.gov.cn/ywdt/jrcq/202508/t20250819_14911996_app.html"),  # filled
+    ("cq-gov", "https://www.cq.gov.cn/ywdt/jrcq/202504/t20250414_14519112_wap.html"),  # filled
+    ("cq-jtj", "https://jtj.cq.gov.cn/ztzl/cydqscjjq/202401/t20240117_12828937.html"),  # filled
+    ("cq-jtj", "https://jtj.cq.gov.cn/ztzl/cydqscjjq/202506/t20250626_14748304.html"),  # filled
+    ("sc-gov", "https://www.sc.gov.cn/10462/10464/10797/2025/6/16/d4ea87e6a1b2c3d4e5f60718293a4b5c.shtml"),  # filled
+    ("sc-gov", "https://www.sc.gov.cn/10462/zfwjts/2026/6/17/446ac7820f1e2d3c4b5a69788796a5b4.shtml"),  # filled
+    ("sc-gov", "https://www.sc.gov.cn/10462/c105962s/2026/2/10/c30640291234567890abcdef12345678.shtml"),  # filled
+    ("sc-gov", "http://www.sc.gov.cn/10462/10464/10797/2015/3/25/10330618.shtml"),  # filled
+    ("chengdu-gov", "https://www.chengdu.gov.cn/cdsrmzf/c169549/2026-03/05/content_0123456789abcdef0123456789abcdef.shtml"),  # filled
+    ("xinhua-gz", "http://gz.news.cn/20260911/410f2875c0d14e6f9a8b7c6d5e4f3a2b/c.html"),  # filled
+    ("xinhua-gz", "https://www.gz.news.cn/20240723/dfb962c6a7b84c1d9e0f1a2b3c4d5e6f/c.html"),  # filled
+    ("xinhua-gz", "http://www.gz.xinhuanet.com/20260910/3ad56ba3b4c54d6e8f7a9b0c1d2e3f4a/c.html"),  # filled
+    ("xinhua-gz", "http://gz.news.cn/2022-12/05/c_1129184967.htm"),
+    ("xinhua-gz", "http://www.gz.xinhuanet.com/2016-11/21/c_1119954709_2.htm"),
+    ("xinhua-national", "https://www.news.cn/politics/20260617/3cfa4154be374d9581b6815a24278e31/c.html"),
+    ("people-gz", "http://gz.people.com.cn/n2/2024/1205/c222152-41070123.html"),  # filled
+    ("people-gz", "https://gz.people.com.cn/n2/2026/0301/c194849-41512345.html"),  # filled
+    ("people-cq", "http://cq.people.com.cn/n2/2026/0315/c365401-41523456.html"),  # filled
+    ("people-sc", "http://sc.people.com.cn/n2/2026/0612/c345167-41634567.html"),  # filled
+    ("people-sc", "https://sc.people.com.cn/n2/2025/1103/c379471-41398765.html"),  # filled
+    ("cqnews", "http://news.cqnews.net/html/2017-06/08/content_41874417.htm"),
+    ("cqnews", "http://cq.cqnews.net/html/2019-06/20/content_50522561.html"),
+    ("cqnews", "https://cq.cqnews.net/html/2021-05/08/content_51336527.html"),
+    ("cqnews", "https://cq.cqnews.net/html/2022-04/28/content_969351981790801920.html"),
+    ("cqnews", "https://cq.cqnews.net/cqqx/html/web/content_1507082492948443136.html"),
+    ("cqcb", "https://www.cqcb.com/headline/2019-06-24/1703121_pc.html"),
+    ("cqcb", "https://www.cqcb.com/shuzijingji/2023-03-17/5204026.html"),
+    ("cqcb", "https://www.cqcb.com/shixiang/2026-05-20/6143485_pc.html"),
+    ("cqcb", "https://www.cqcb.com/news/64/2026-10-08/6233035.html"),
+    ("scol", "https://sichuan.scol.com.cn/ggxw/202609/83320358.html"),
+    ("scol", "https://meishan.scol.com.cn/mzyhj/202606/83269113.html"),
+    ("cbgc", "https://cbgc.scol.com.cn/news/7591927"),
+    ("cbgc", "https://cbgc.scol.com.cn/news/7983795?from=androidapp"),
+    ("gzrb-epaper", "https://szb.eyesnews.cn/pc/cont/202606/15/content_1234567.html"),  # filled
+    ("tianyan", "https://share.eyesnews.cn/news/news-news_detail-news_id-11525123456789.html"),  # filled
+    ("tianyan", "http://jgz.app.todayguizhou.com//news/news-news_detail-news_id-11515115722490.html"),  # filled
+    ("wechat-accounts", "https://mp.weixin.qq.com/s/Xq3bT0pZk9LmN2vR7sYw1A"),  # filled
+    ("wechat-accounts", "https://mp.weixin.qq.com/s?__biz=MzA5NjE2NjQ0MA==&mid=2650123456&idx=1&sn=0a1b2c3d4e5f60718293a4b5c6d7e8f9"),  # filled
+]
+
+# List and pagination pages (TRS index_N.html, people.com.cn indexN.html, sc.gov.cn
+# list_ft_N.shtml …) that the follow patterns must recognise.
+LIST_EXAMPLES: list[tuple[str, str]] = [
+    ("zunyi-gov", "https://www.zunyi.gov.cn/xwdt/zyyw/index_1.html"),
+    ("zunyi-gov", "http://www.zunyi.gov.cn/zwgk/zfwj/zfr/index.html"),
+    ("guizhou-gov", "https://www.guizhou.gov.cn/home/sxdt/index_49.html"),
+    ("guizhou-gxt", "http://gxt.guizhou.gov.cn/zwgk/xxgkml/zcwj/qtwj/index_8.html"),
+    ("cq-gov", "https://www.cq.gov.cn/ywdt/jrcq/index.html"),
+    ("cq-gov", "https://www.cq.gov.cn/zt/cyscjjq/xtfz/index_2.html"),
+    ("cq-jtj", "https://jtj.cq.gov.cn/ztzl/cydqscjjq/index_1.html"),
+    ("sc-gov", "https://www.sc.gov.cn/10462/10464/10797/jrsc_list_2.shtml"),
+    ("sc-gov", "https://www.sc.gov.cn/10462/10464/10465/10595/list_ft_3.shtml"),
+    ("people-gz", "http://gz.people.com.cn/GB/200190/388758/388766/index2.html"),
+    ("people-cq", "http://cq.people.com.cn/GB/365402/index3.html"),
+    ("people-sc", "http://sc.people.com.cn/GB/345452/379470/index2.html"),
+    ("cqnews", "http://cq.cqnews.net/html/col35734.htm"),
+    ("cqnews", "http://cq.cqnews.net/html/node_35734.htm"),
+    ("cqcb", "https://www.cqcb.com/hot/"),
+    ("scol", "https://sichuan.scol.com.cn/ggxw/index_2.html"),
+    ("xinhua-gz", "https://gz.news.cn/"),
+]
+
+
+@pytest.fixture(scope="module")
+def sources() -> dict[str, Source]:
+    return {s.id: s for s in load_sources(SOURCES_FILE)}
+
+
+def _host_allowed(host: str, domains: list[str]) -> bool:
+    # The crawl's rule (see allowed_domains in sources.yaml): a domain admits its subdomains.
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+# -- the shipped file ----------------------------------------------------------------
+
+def test_shipped_sources_load_with_unique_ids(sources: dict[str, Source]) -> None:
+    ids = [s.id for s in load_sources(SOURCES_FILE)]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 15
+    enabled = [s for s in sources.values() if s.enabled]
+    assert len(enabled) >= 10
+    for src in enabled:
+        assert src.start_urls or src.feeds or src.sitemaps, src.id
+        assert src.article_patterns, src.id
+        assert src.domains, src.id
+
+
+def test_every_disabled_source_says_why(sources: dict[str, Source]) -> None:
+    disabled = {s.id for s in sources.values() if not s.enabled}
+    # The sites known to need a browser, an app or JSON API, or a dated entry URL.
+    assert {"chengdu-gov", "cbgc", "wechat-accounts", "tianyan", "xinhua-national",
+            "zunyi-daily", "gzrb-epaper"} <= disabled
+    for sid in disabled:
+        reason = sources[sid].disabled_reason
+        assert reason and len(reason) > 30, sid
+
+
+def test_feeds_are_feeds_not_json_or_search_apis(sources: dict[str, Source]) -> None:
+    for src in sources.values():
+        for url in src.feeds:
+            path = urlsplit(url).path.lower()
+            assert not path.endswith(".json"), (src.id, url)
+            assert "search" not in url.lower() and "appapi" not in url.lower(), (src.id, url)
+
+
+def test_every_source_with_patterns_has_an_example(sources: dict[str, Source]) -> None:
+    with_examples = {sid for sid, _ in ARTICLE_EXAMPLES}
+    assert with_examples <= set(sources), with_examples - set(sources)
+    for src in sources.values():
+        if src.enabled or src.article_patterns:
+            assert src.id in with_examples, f"add an example article URL for {src.id}"
+
+
+@pytest.mark.parametrize(("sid", "url"), ARTICLE_EXAMPLES)
+def test_article_example_is_an_article_and_not_a_list(
+        sources: dict[str, Source], sid: str, url: str) -> None:
+    src = sources[sid]
+    assert any(re.search(p, url) for p in src.article_patterns), f"{sid}: no article pattern fits {url}"
+    assert not any(re.search(p, url) for p in src.follow_patterns), f"{sid}: follow pattern fits {url}"
+    if src.enabled:
+        assert _host_allowed(urlsplit(url).hostname or "", src.domains), f"{sid}: {url} is offsite"
+
+
+def test_every_article_pattern_is_exercised(sources: dict[str, Source]) -> None:
+    for src in sources.values():
+        urls = [u for sid, u in ARTICLE_EXAMPLES if sid == src.id]
+        for pattern in src.article_patterns:
+            assert any(re.search(pattern, u) for u in urls), f"{src.id}: {pattern} fits no example"
+
+
+def test_article_patterns_stay_on_their_site(sources: dict[str, Source]) -> None:
+    # No source claims another source's articles (they would be indexed under the wrong name).
+    for sid, url in ARTICLE_EXAMPLES:
+        for other in sources.values():
+            if other.id != sid:
+                assert not any(re.search(p, url) for p in other.article_patterns), (other.id, url)
+
+
+@pytest.mark.parametrize(("sid", "url"), LIST_EXAMPLES)
+def test_list_and_pagination_pages_are_followed(
+        sources: dict[str, Source], sid: str, url: str) -> None:
+    src = sources[sid]
+    assert any(re.search(p, url) for p in src.follow_patterns), f"{sid}: no follow pattern fits {url}"
+    assert not any(re.search(p, url) for p in src.article_patterns), f"{sid}: {url} taken as article"
+
+
+def test_start_urls_are_list_pages(sources: dict[str, Source]) -> None:
+    for src in sources.values():
+        for url in src.start_urls:
+            assert not any(re.search(p, url) for p in src.article_patterns), (src.id, url)
+            if src.enabled:
+                assert any(re.search(p, url) for p in src.follow_patterns), (src.id, url)
+
+
+def test_patterns_accept_both_schemes(sources: dict[str, Source]) -> None:
+    for src in sources.values():
+        for pattern in src.article_patterns + src.follow_patterns:
+            assert pattern.startswith("^https?://"), (src.id, pattern)
+
+
+def test_packaged_topic_loads() -> None:
+    topic = load_topic(CONFIG_DIR / "topic.yaml")
+    names = {r.name for r in topic.regions}
+    assert {"成都", "重庆", "遵义"} <= names
+
+
+# -- bad edits -----------------------------------------------------------------------
+
+GOOD_ENTRY = """\
+  - id: good-one
+    name: 好
+    kind: news
+    region: 遵义
+    start_urls: [https://a.example.cn/news/]
+    article_patterns: ['/\\d+\\.html$']
+"""
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY + body, encoding="utf-8")
+    return path
+
+
+def _entry(fields: str, sid: str = "bad-one") -> str:
+    return (f"  - id: {sid}\n    name: 坏\n    kind: news\n    region: 重庆\n"
+            + textwrap.indent(textwrap.dedent(fields), "    "))
+
+
+BAD_ENTRIES = [
+    pytest.param(_entry("start_url: [https://b.example.cn/]\narticle_patterns: ['x']\n"),
+                 "'start_url'", "did you mean 'start_urls'", id="unknown-key"),
+    pytest.param(_entry("start_urls: [https://b.example.cn/]\narticle_patterns: ['(\\d+']\n"),
+                 "'article_patterns'", "bad regex", id="bad-regex"),
+    pytest.param(_entry("start_urls: [https://b.example.cn/]\nfollow_patterns: ['[a-']\n"
+                        "article_patterns: ['x']\n"),
+                 "'follow_patterns'", "bad regex", id="bad-follow-regex"),
+    pytest.param(_entry("article_patterns: ['x']\n"),
+                 "'start_urls'", "needs start_urls", id="no-start-urls"),
+    pytest.param(_entry("start_urls: [https://b.example.cn/]\n"),
+                 "'article_patterns'", "at least one", id="no-article-patterns"),
+    pytest.param(_entry("start_urls: [https://b.example.cn/]\narticle_patterns: ['x']\n"
+                        "encoding: gbk-ish\n"),
+                 "'encoding'", "unknown encoding 'gbk-ish'", id="unknown-encoding"),
+    pytest.param(_entry("start_urls: [ftp://b.example.cn/]\narticle_patterns: ['x']\n"),
+                 "'start_urls'", "ftp://b.example.cn/", id="not-http"),
+    pytest.param(_entry("start_urls: [https://b.example.cn/]\narticle_patterns: ['x']\n"
+                        "max_depth: many\n"),
+                 "'max_depth'", "'many'", id="bad-depth"),
+]
+
+
+@pytest.mark.parametrize(("entry", "field", "detail"), BAD_ENTRIES)
+def test_bad_entry_names_file_entry_and_field(
+        tmp_path: Path, entry: str, field: str, detail: str) -> None:
+    path = _write(tmp_path, entry)
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "'bad-one'" in message
+    assert f"field {field}" in message
+    assert detail in message
+    assert "good-one" not in message  # only the broken entry is blamed
+
+
+def test_bad_kind_names_the_choices_and_the_value(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY.replace("kind: news", "kind: blog"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message and "'good-one'" in message and "field 'kind'" in message
+    assert "'government'" in message and "'blog'" in message
+
+
+def test_disabled_source_needs_no_entry_points(tmp_path: Path) -> None:
+    path = _write(tmp_path, _entry("enabled: false\ndisabled_reason: domain unknown\n"))
+    loaded = {s.id: s for s in load_sources(path)}
+    assert loaded["bad-one"].enabled is False
+    assert loaded["bad-one"].start_urls == []
+
+
+def test_duplicate_id_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY + GOOD_ENTRY, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message and "'good-one'" in message and "field 'id'" in message
+    assert "duplicate" in message
+
+
+def test_bad_id_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, _entry("start_urls: [https://b.example.cn/]\narticle_patterns: ['x']\n",
+                                   sid="Bad_One"))
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    assert "'Bad_One'" in str(info.value) and "field 'id'" in str(info.value)
+
+
+def test_entry_without_id_is_named_by_position(tmp_path: Path) -> None:
+    path = _write(tmp_path, "  - name: 无名\n    kind: news\n    region: 遵义\n")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    assert "entry #2" in str(info.value) and "field 'id'" in str(info.value)
+
+
+def test_bad_yaml_gives_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY + "  - id: broken\n    name: [坏\n    kind: news\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message and "bad YAML" in message
+    # The unclosed flow list opens on line 9 and the parser notices on line 10.
+    line = int(re.search(r"line (\d+)", message).group(1))
+    assert line in (9, 10)
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    ("", "'sources' list"),
+    ("- just a list\n", "'sources' list"),
+    ("sources: []\nextra: 1\n", "'extra'"),
+])
+def test_wrong_file_shape_is_named(tmp_path: Path, text: str, detail: str) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    assert str(path) in str(info.value) and detail in str(info.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_sources(tmp_path / "absent.yaml")
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes(("sources:\n" + GOOD_ENTRY).encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_sources(path)
+
+
+def test_bad_topic_names_the_region_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text("regions:\n  - name: 遵义\n    alias: [遵义市]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_topic(path)
+    message = str(info.value)
+    assert str(path) in message and "'遵义'" in message
+    assert "field 'alias'" in message and "'aliases'" in message
