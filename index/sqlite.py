@@ -1,0 +1,438 @@
+"""The embedded engine: one SQLite file with an FTS5 index over CJK bigram tokens.
+
+`articles` keeps each record as JSON plus the columns filters need; `articles_fts` (rowid =
+`articles.doc`) holds the token strings of `cyz.index.cjk` for title and body. The token
+strings are stored rather than contentless so that replacing or deleting a row never
+depends on re-deriving yesterday's tokens with today's OpenCC dictionaries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from cyz.index import cjk
+from cyz.index.base import (
+    SNIPPET_MARK,
+    Engine,
+    Filters,
+    Hit,
+    SearchRequest,
+    SearchResult,
+)
+from cyz.index.query import Query, Term
+
+# Bump with a migration step in `_migrate` whenever the tables change.
+SCHEMA_VERSION = 1
+
+# bm25 column weights: a match in the title counts five times one in the body.
+TITLE_WEIGHT = 5.0
+TEXT_WEIGHT = 1.0
+
+SNIPPET_CHARS = 120
+SNIPPET_LEAD = 30  # characters shown before the first match
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS articles (
+        doc          INTEGER PRIMARY KEY,
+        id           TEXT NOT NULL UNIQUE,
+        source_id    TEXT NOT NULL,
+        published_at TEXT,
+        pub_date     TEXT,     -- date part of published_at (the page's own calendar day)
+        pub_ts       REAL,     -- published_at as epoch seconds, for newest-first order
+        regions      TEXT NOT NULL DEFAULT '[]',  -- JSON list of region names
+        record       TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS articles_source ON articles (source_id)",
+    "CREATE INDEX IF NOT EXISTS articles_date ON articles (pub_date)",
+    "CREATE INDEX IF NOT EXISTS articles_ts ON articles (pub_ts)",
+    # The token strings come tokenized, folded and lowercased from cyz.index.cjk; the
+    # `ascii` tokenizer only splits them on spaces (non-ASCII bytes are token characters),
+    # so FTS sees exactly our tokens, at half the cost of unicode61 re-classifying them.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5 (title, text, tokenize = 'ascii')",
+)
+
+_UPSERT = """
+INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, record)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    source_id = excluded.source_id, published_at = excluded.published_at,
+    pub_date = excluded.pub_date, pub_ts = excluded.pub_ts,
+    regions = excluded.regions, record = excluded.record
+"""
+# The upsert keeps `doc`, so the FTS row is replaced in place under the same rowid.
+_UPSERT_FTS = """
+INSERT OR REPLACE INTO articles_fts (rowid, title, text)
+SELECT doc, ?, ? FROM articles WHERE id = ?
+"""
+
+_ITER_BATCH = 500
+
+
+class SchemaError(RuntimeError):
+    """The index file was written by a newer cyz (or is not ours)."""
+
+
+class SqliteEngine(Engine):
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        # Scrapy pipelines may hand work to threads; one connection, one user at a time.
+        self._lock = threading.RLock()
+
+    # -- connection and schema ------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            db.execute("PRAGMA busy_timeout = 30000")
+            # WAL: readers (a `cyz search` while the crawl writes) never wait for a writer.
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            try:
+                self._ensure_schema(db)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.path} has index schema version {version}; this cyz knows "
+                f"{SCHEMA_VERSION} — upgrade cyz"
+            )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have just created it.
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                self._migrate(db, version)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        if version == 0:
+            # One statement at a time: executescript() would commit our transaction.
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._conn().execute("PRAGMA user_version").fetchone()[0]
+
+    def init(self) -> None:
+        with self._lock:
+            self._conn()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- writing --------------------------------------------------------------------
+
+    def write(self, records: Iterable[dict]) -> int:
+        rows = []
+        fts_rows = []
+        for record in records:
+            row, fts = _rows_for(record)
+            rows.append(row)
+            fts_rows.append(fts)
+        if not rows:
+            return 0
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_UPSERT, rows)
+                db.executemany(_UPSERT_FTS, fts_rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        params = [(i,) for i in dict.fromkeys(ids)]
+        if not params:
+            return 0
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "DELETE FROM articles_fts WHERE rowid IN "
+                    "(SELECT doc FROM articles WHERE id = ?)",
+                    params,
+                )
+                before = db.total_changes
+                db.executemany("DELETE FROM articles WHERE id = ?", params)
+                deleted = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return deleted
+
+    # -- reading --------------------------------------------------------------------
+
+    def get(self, record_id: str) -> dict | None:
+        with self._lock:
+            row = (
+                self._conn()
+                .execute("SELECT record FROM articles WHERE id = ?", (record_id,))
+                .fetchone()
+            )
+        return json.loads(row[0]) if row else None
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, params = _filter_sql(filters or Filters())
+        with self._lock:
+            return (
+                self._conn()
+                .execute(f"SELECT count(*) FROM articles a WHERE {where}", params)
+                .fetchone()[0]
+            )
+
+    def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
+        # Keyset batches rather than one long cursor: callers (reextract, --clean) write
+        # and delete while they iterate, and no read transaction stays open meanwhile.
+        where, params = _filter_sql(filters or Filters())
+        last = -1
+        while True:
+            with self._lock:
+                rows = (
+                    self._conn()
+                    .execute(
+                        f"SELECT doc, record FROM articles a WHERE a.doc > ? AND {where} "
+                        f"ORDER BY a.doc LIMIT {_ITER_BATCH}",
+                        [last, *params],
+                    )
+                    .fetchall()
+                )
+            for _, record in rows:
+                yield json.loads(record)
+            if len(rows) < _ITER_BATCH:
+                return
+            last = rows[-1][0]
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        where, params = _filter_sql(request.filters)
+        limit, offset = max(0, int(request.limit)), max(0, int(request.offset))
+        query = request.query
+        if query.is_empty:
+            with self._lock:
+                db = self._conn()
+                total = db.execute(
+                    f"SELECT count(*) FROM articles a WHERE {where}", params
+                ).fetchone()[0]
+                rows = db.execute(
+                    f"SELECT record, 0.0 FROM articles a WHERE {where} "
+                    "ORDER BY a.pub_ts DESC, a.published_at DESC, a.id LIMIT ? OFFSET ?",
+                    [*params, limit, offset],
+                ).fetchall()
+        else:
+            match = fts_expression(query)
+            if match is None:  # only punctuation and the like: nothing to look for
+                return SearchResult(total=0, hits=[])
+            base = (
+                "FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
+                f"WHERE articles_fts MATCH ? AND {where}"
+            )
+            with self._lock:
+                db = self._conn()
+                total = db.execute(f"SELECT count(*) {base}", [match, *params]).fetchone()[0]
+                rows = db.execute(
+                    f"SELECT a.record, bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS rank "
+                    f"{base} ORDER BY rank, a.pub_ts DESC, a.id LIMIT ? OFFSET ?",
+                    [match, *params, limit, offset],
+                ).fetchall()
+        finder = _MatchFinder(query)
+        hits = []
+        for record_json, rank in rows:
+            record = json.loads(record_json)
+            hits.append(Hit(record=record, score=0.0 - float(rank), snippet=finder.snippet(record)))
+        return SearchResult(total=total, hits=hits)
+
+
+# -- records → rows ---------------------------------------------------------------------
+
+
+def _rows_for(record: dict) -> tuple[tuple, tuple]:
+    record_id = record.get("id")
+    source_id = record.get("source_id")
+    if not record_id or not source_id:
+        raise ValueError(f"record without id/source_id: {str(record)[:200]}")
+    published = record.get("published_at") or None
+    pub_date, pub_ts = _date_parts(published)
+    regions = [r["name"] if isinstance(r, dict) else str(r) for r in record.get("regions") or []]
+    title = record.get("title_zh") or record.get("title") or ""
+    text = record.get("text_zh") or record.get("text") or ""
+    row = (
+        record_id,
+        source_id,
+        published,
+        pub_date,
+        pub_ts,
+        json.dumps(regions, ensure_ascii=False),
+        json.dumps(record, ensure_ascii=False, default=str),
+    )
+    return row, (cjk.index_terms(title), cjk.index_terms(text), record_id)
+
+
+def _date_parts(published: str | None) -> tuple[str | None, float | None]:
+    if not published:
+        return None, None
+    # The calendar day is the page's own (records carry +08:00), so cut it from the string.
+    pub_date = published[:10] if re.match(r"\d{4}-\d{2}-\d{2}", published) else None
+    try:
+        moment = datetime.fromisoformat(published)
+    except ValueError:
+        return pub_date, None
+    if moment.tzinfo is None:  # naive times are Beijing time by the record contract
+        moment = datetime.fromisoformat(published + "+08:00")
+    return pub_date, moment.timestamp()
+
+
+# -- query → SQL ------------------------------------------------------------------------
+
+
+def _quote(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+def term_expression(term: Term) -> str | None:
+    """One term (word or phrase) as an FTS5 phrase; None if it holds nothing searchable."""
+    tokens = cjk.query_terms(term.text)
+    if not tokens:
+        return None
+    phrase = _quote(" ".join(tokens))
+    return phrase + " *" if cjk.last_is_prefix(tokens) else phrase
+
+
+def fts_expression(query: Query) -> str | None:
+    """The MATCH expression for an AND of OR-groups. Every token is quoted, so no user
+    input can reach FTS5's own syntax. Terms without searchable characters are dropped;
+    None when nothing is left."""
+    groups = []
+    for group in query.clauses:
+        alternatives = list(dict.fromkeys(e for t in group if (e := term_expression(t))))
+        if alternatives:
+            groups.append("(" + " OR ".join(alternatives) + ")")
+    return " AND ".join(groups) if groups else None
+
+
+def _filter_sql(filters: Filters) -> tuple[str, list]:
+    where = ["1"]
+    params: list = []
+    if filters.regions:
+        names = list(dict.fromkeys(n for r in filters.regions for n in (r, cjk.to_simplified(r))))
+        where.append(
+            "EXISTS (SELECT 1 FROM json_each(a.regions) WHERE json_each.value IN "
+            f"({', '.join('?' * len(names))}))"
+        )
+        params += names
+    if filters.sources:
+        where.append(f"a.source_id IN ({', '.join('?' * len(filters.sources))})")
+        params += list(filters.sources)
+    if filters.source_prefix:
+        where.append("substr(a.source_id, 1, ?) = ?")
+        params += [len(filters.source_prefix), filters.source_prefix]
+    if filters.since:
+        where.append("a.pub_date >= ?")
+        params.append(filters.since.isoformat())
+    if filters.until:
+        where.append("a.pub_date <= ?")
+        params.append(filters.until.isoformat())
+    return " AND ".join(where), params
+
+
+# -- snippets ---------------------------------------------------------------------------
+
+
+class _MatchFinder:
+    """Finds a query's terms in a record's original text and cuts a marked window.
+
+    Matching runs on the simplified, folded copy; the offsets are cut from the original,
+    so the snippet keeps the page's own script.
+    """
+
+    def __init__(self, query: Query) -> None:
+        patterns = [p for t in query.terms() if (p := cjk.term_pattern(t.text))]
+        # Longer alternatives first, so a phrase wins over a word it starts with.
+        patterns.sort(key=len, reverse=True)
+        self._regex = re.compile("|".join(patterns)) if patterns else None
+
+    def _spans(self, original: str, simplified: str) -> list[tuple[int, int]]:
+        if self._regex is None or not original:
+            return []
+        haystack = _aligned_simplified(original, simplified)
+        return [m.span() for m in self._regex.finditer(haystack) if m.end() > m.start()]
+
+    def snippet(self, record: dict) -> str:
+        text = record.get("text") or ""
+        spans = self._spans(text, record.get("text_zh") or "")
+        if spans:
+            first = spans[0][0]
+            start = max(0, min(first - SNIPPET_LEAD, len(text) - SNIPPET_CHARS))
+            end = min(len(text), start + SNIPPET_CHARS)
+            return _mark(text, spans, start, end)
+        title = record.get("title") or ""
+        spans = self._spans(title, record.get("title_zh") or "")
+        if spans:
+            return _mark(title, spans, 0, len(title))
+        if text:
+            return _mark(text, [], 0, min(len(text), SNIPPET_CHARS))
+        return _squash(title)
+
+
+def _aligned_simplified(original: str, simplified: str) -> str:
+    """A simplified, folded string with the same length as `original` (offsets line up)."""
+    if len(simplified) != len(original):
+        # The record's copy does not line up (or is missing): convert here, and if even
+        # that changes the length (a rare phrase mapping), search the original itself.
+        simplified = cjk.to_simplified(original)
+        if len(simplified) != len(original):
+            simplified = original
+    return cjk.fold_aligned(simplified)
+
+
+def _mark(text: str, spans: list[tuple[int, int]], start: int, end: int) -> str:
+    left, right = SNIPPET_MARK
+    pieces = ["…"] if start > 0 else []
+    pos = start
+    for s, e in spans:
+        s, e = max(s, start), min(e, end)
+        if s >= e or s < pos:
+            continue
+        pieces += [_squash(text[pos:s]), left, _squash(text[s:e]), right]
+        pos = e
+    pieces.append(_squash(text[pos:end]))
+    if end < len(text):
+        pieces.append("…")
+    return "".join(pieces).strip()
+
+
+def _squash(text: str) -> str:
+    # Line breaks and runs of blanks read badly in a one-line snippet.
+    return re.sub(r"\s+", " ", text)
