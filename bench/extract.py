@@ -1,0 +1,201 @@
+"""Extraction benchmark over ../shared/realpages (gold body text + metadata).
+
+Run from the repository root: ``python bench/extract.py [-v]``. Prints a markdown
+table with cyz and trafilatura's defaults measured in the same run, plus
+readability-lxml and GNE rows when those packages are importable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+REALPAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "realpages"
+WS = re.compile(r"\s+")
+
+
+def nospace(text: str | None) -> str:
+    return WS.sub("", text or "")
+
+
+def bigrams(text: str) -> Counter:
+    key = nospace(text)
+    return Counter(key[i:i + 2] for i in range(len(key) - 1))
+
+
+def prf(pred: str, gold: str) -> tuple[float, float, float]:
+    """Character-bigram multiset precision, recall, F1 (whitespace removed)."""
+    p, g = bigrams(pred), bigrams(gold)
+    common = sum((p & g).values())
+    precision = common / sum(p.values()) if p else 0.0
+    recall = common / sum(g.values()) if g else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def same_day(pred: str | None, gold: str | None) -> bool:
+    if gold is None:
+        return pred is None
+    return bool(pred) and pred[:10] == gold[:10]
+
+
+def p10(values: list[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    # Nearest-rank 10th percentile: the page at the 10% mark of the worst-first order.
+    index = max(0, int(round(0.1 * len(ordered) + 0.5)) - 1)
+    return ordered[index]
+
+
+def load_pages(root: Path = REALPAGES) -> list[dict]:
+    meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+    pages = []
+    for name in sorted(meta):
+        html_path = root / "html" / name
+        gold_path = root / "gold" / (Path(name).stem + ".txt")
+        if not html_path.exists() or not gold_path.exists():
+            continue
+        pages.append({
+            "name": name,
+            "body": html_path.read_bytes(),
+            "gold": gold_path.read_text(encoding="utf-8"),
+            **meta[name],
+        })
+    return pages
+
+
+# Each extractor maps (html text, raw bytes) -> dict(text, title, date, origin); a missing
+# key means the tool does not report that field.
+Extractor = Callable[[str, bytes], dict]
+
+
+def cyz_extractor(html: str, body: bytes) -> dict:
+    from cyz.pipelines.decode import decode_html
+    from cyz.pipelines.extract import extract_html
+
+    text, _ = decode_html(body)
+    result = extract_html(text)
+    return {"text": result.text, "title": result.title, "date": result.published_at,
+            "origin": result.origin}
+
+
+def trafilatura_extractor(html: str, body: bytes) -> dict:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(html, with_metadata=True)
+    if doc is None:
+        return {"text": "", "title": None, "date": None}
+    data = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
+    return {"text": data.get("text") or "", "title": data.get("title"), "date": data.get("date")}
+
+
+def readability_extractor(html: str, body: bytes) -> dict:
+    import lxml.html
+    from readability import Document
+
+    doc = Document(html)
+    summary = lxml.html.fromstring(doc.summary())
+    return {"text": summary.text_content(), "title": doc.short_title()}
+
+
+def gne_extractor(html: str, body: bytes) -> dict:
+    from gne import GeneralNewsExtractor
+
+    data = GeneralNewsExtractor().extract(html)
+    return {"text": data.get("content") or "", "title": data.get("title"),
+            "date": data.get("publish_time") or None}
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+def evaluate(name: str, extractor: Extractor, pages: list[dict], verbose: bool = False) -> dict:
+    from cyz.pipelines.decode import decode_html
+
+    rows = []
+    started = time.perf_counter()
+    for page in pages:
+        html, _ = decode_html(page["body"])
+        try:
+            out = extractor(html, page["body"])
+        except Exception as exc:  # a tool crashing on a page scores zero there
+            out = {"text": "", "error": repr(exc)}
+        precision, recall, f1 = prf(out.get("text") or "", page["gold"])
+        row = {"page": page["name"], "p": precision, "r": recall, "f1": f1}
+        if "title" in out:
+            row["title"] = nospace(out["title"]) == nospace(page["title"])
+        if "date" in out:
+            date = out["date"]
+            row["date"] = same_day(str(date) if date else None, page["published"])
+        if "origin" in out:
+            row["origin"] = (out["origin"] or None) == page["source"]
+        rows.append(row)
+        if verbose:
+            print(f"{name:12} {page['name']:26} P={precision:.3f} R={recall:.3f} F1={f1:.3f} "
+                  f"title={row.get('title')} date={row.get('date')}:{out.get('date')} "
+                  f"origin={row.get('origin')}:{out.get('origin')}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in rows if key in r]
+        return sum(values) / len(values) if values else None
+
+    return {
+        "name": name, "rows": rows, "seconds": elapsed,
+        "P": mean("p"), "R": mean("r"), "F1": mean("f1"),
+        "F1 p10": p10([r["f1"] for r in rows]),
+        "title": mean("title"), "date": mean("date"), "origin": mean("origin"),
+    }
+
+
+def table(results: list[dict], pages: int) -> str:
+    cols = ["P", "R", "F1", "F1 p10", "title", "date", "origin"]
+    lines = [
+        f"Extraction on {pages} real pages (character-bigram P/R/F1, macro average)",
+        "",
+        "| extractor | " + " | ".join(cols) + " | s/page |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
+    for res in results:
+        cells = ["–" if res[c] is None else f"{res[c]:.3f}" for c in cols]
+        lines.append(f"| {res['name']} | " + " | ".join(cells) + f" | {res['seconds'] / pages:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    verbose = "-v" in argv
+    if not (REALPAGES / "meta.json").exists():
+        print(f"skipped: no real pages at {REALPAGES.resolve()} (../shared/realpages beside the repo)")
+        return 0
+    pages = load_pages()
+    extractors: list[tuple[str, Extractor]] = [
+        ("cyz", cyz_extractor),
+        ("trafilatura", trafilatura_extractor),
+    ]
+    if _importable("readability"):
+        extractors.append(("readability-lxml", readability_extractor))
+    else:
+        print("note: readability-lxml not installed, row skipped", file=sys.stderr)
+    if _importable("gne"):
+        extractors.append(("GNE", gne_extractor))
+    else:
+        print("note: gne not installed, row skipped", file=sys.stderr)
+    results = [evaluate(name, fn, pages, verbose) for name, fn in extractors]
+    print(table(results, len(pages)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,257 @@
+"""Publication dates from meta tags, date lines and URLs, as ISO 8601 with +08:00.
+
+Chinese pages state local (Beijing) time without a zone, so +08:00 is implied
+unless the page itself gives an offset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+CST = timezone(timedelta(hours=8))
+
+# Meta names/properties/itemprops that carry the publication time, best first.
+META_KEYS = (
+    "article:published_time",
+    "og:article:published_time",
+    "og:release_date",
+    "datepublished",
+    "publishdate",
+    "pubdate",
+    "publish_date",
+    "publishtime",
+    "publish_time",
+    "firstpublishedtime",
+    "ptime",
+    "release_date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dc.date",
+    "sailthru.date",
+    "parsely-pub-date",
+    "weibo:article:create_at",
+    "unix:ct",  # WeChat's `var ct = "..."`, passed on by the extractor
+)
+
+_SEP = r"\s*[-/.年]\s*"
+# The zone belongs to the time: "2007-08-20-23:59:59" is a date and a time, no zone.
+_TIME = (r"(?:\s*[T\s日]?\s*(\d{1,2})\s*[:：时時]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2}))?"
+         r"(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?")
+FULL_DATE = re.compile(
+    r"(?<!\d)((?:19|20)\d{2})" + _SEP + r"(\d{1,2})" + _SEP.replace("年", "月")
+    + r"(\d{1,2})(?!\d)\s*日?" + _TIME
+)
+# "12-14 06:22:48", "12月14日 06:22": no year, but a time makes it a date line.
+SHORT_DATE = re.compile(
+    r"(?<![\d\-/.])(\d{1,2})\s*[-/月]\s*(\d{1,2})(?!\d)\s*日?\s+(\d{1,2})[:：](\d{2})(?:[:：](\d{2}))?"
+)
+# "2024年12月5日" without time is covered by FULL_DATE; "12月5日" alone is too
+# common in body text ("6月4日，...") to mean the publication date.
+
+_URL_PATTERNS = (
+    re.compile(r"/t((?:19|20)\d{2})(\d{2})(\d{2})_"),            # TRS: t20241205_123.html
+    re.compile(r"/((?:19|20)\d{2})-(\d{1,2})/(\d{1,2})/"),       # /2024-12/05/
+    re.compile(r"/((?:19|20)\d{2})(\d{2})/(\d{2})/"),            # /202412/05/
+    re.compile(r"/((?:19|20)\d{2})/(\d{2})(\d{2})/"),            # /n2/2024/1205/
+    re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})/"),       # /2024/12/5/
+    re.compile(r"[/_-]((?:19|20)\d{2})(\d{2})(\d{2})(?:\d{2,})?[/_.\-]"),  # /20241205/
+    re.compile(r"[/_-]((?:19|20)\d{2})-(\d{2})-(\d{2})[/_.\-]"),  # /2024-12-05/
+)
+_URL_YEAR = re.compile(r"[/_-]((?:19|20)\d{2})(?:[/_\-]|\d{2}[/_\-])")
+_IMAGE_DATE = re.compile(
+    r"((?:19|20)\d{2})-?(\d{2})-?(\d{2})[\w\-]*\.(?:jpe?g|png|gif|webp)", re.IGNORECASE
+)
+
+
+@dataclass
+class Candidate:
+    when: datetime
+    has_time: bool
+    pos: int
+
+
+def _make(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, zone: str | None = None):
+    try:
+        tz = CST
+        if zone:
+            if zone == "Z":
+                tz = UTC
+            else:
+                sign = -1 if zone[0] == "-" else 1
+                digits = zone[1:].replace(":", "")
+                tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
+        return datetime(y, mo, d, h, mi, s, tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")
+
+
+def parse_date(value: str) -> tuple[datetime, bool] | None:
+    """Parse one date value (meta content, a date line); (datetime, has_time) or None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit() and len(value) in (10, 13):  # unix seconds or milliseconds
+        seconds = int(value) / (1000 if len(value) == 13 else 1)
+        try:
+            return datetime.fromtimestamp(seconds, CST), True
+        except (OverflowError, OSError, ValueError):
+            return None
+    match = FULL_DATE.search(value)
+    if not match:
+        compact = re.search(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?(?!\d)", value)
+        if not compact:
+            return None
+        y, mo, d, h, mi, s = compact.groups()
+        when = _make(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
+        return (when, bool(h)) if when else None
+    y, mo, d, h, mi, s, zone = match.groups()
+    when = _make(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), zone)
+    return (when, h is not None) if when else None
+
+
+def url_date(url: str | None) -> datetime | None:
+    if not url:
+        return None
+    for pattern in _URL_PATTERNS:
+        match = pattern.search(url)
+        if match:
+            when = _make(*(int(g) for g in match.groups()))
+            if when:
+                return when
+    return None
+
+
+def _year_hints(text: str, url: str | None, context: str = "") -> list[tuple[int, int | None, int | None]]:
+    """(year, month, day) hints from the URL, dated image names and full dates elsewhere."""
+    hints: list[tuple[int, int | None, int | None]] = []
+    when = url_date(url)
+    if when:
+        hints.append((when.year, when.month, when.day))
+    elif url:
+        match = _URL_YEAR.search(url.split("?")[0])
+        if match:
+            hints.append((int(match.group(1)), None, None))
+    for match in _IMAGE_DATE.finditer(text):
+        hints.append((int(match.group(1)), int(match.group(2)), int(match.group(3))))
+    # A full date elsewhere on the page (scripts, data attributes) with the same month
+    # and day dates a year-less line; other full dates are no evidence.
+    for match in FULL_DATE.finditer(context[:2_000_000]):
+        hints.append((int(match.group(1)), int(match.group(2)), int(match.group(3))))
+    return hints
+
+
+def text_candidates(
+    text: str, url: str | None = None, reference: datetime | None = None, context: str = ""
+) -> list[Candidate]:
+    """Dates found in `text`, in order of appearance."""
+    reference = reference or datetime.now(CST)
+    if reference.tzinfo is None:
+        reference = reference.replace(tzinfo=CST)
+    found: list[Candidate] = []
+    taken: list[tuple[int, int]] = []
+    for match in FULL_DATE.finditer(text):
+        # A dated image name is a hint for the year, not a publication line.
+        tail = text[match.end():match.end() + 40]
+        if re.match(r"[\w\-]*\.(?:jpe?g|png|gif|webp)", tail, re.IGNORECASE):
+            continue
+        y, mo, d, h, mi, s, zone = match.groups()
+        when = _make(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), zone)
+        if when:
+            found.append(Candidate(when, h is not None, match.start()))
+            taken.append(match.span())
+    hints = None
+    for match in SHORT_DATE.finditer(text):
+        if any(a <= match.start() < b for a, b in taken):
+            continue
+        mo, d, h, mi, s = (int(g) if g else 0 for g in match.groups())
+        if hints is None:
+            hints = _year_hints(text, url, context)
+        year = None
+        for hy, hm, hd in hints:  # a hint on the same month/day wins, then URL year
+            if hm == mo and hd == d:
+                year = hy
+                break
+        if year is None and hints and hints[0][1] is None:
+            year = hints[0][0]
+        if year is None:
+            # The most recent such date that is not in the future.
+            year = reference.year
+            when = _make(year, mo, d, h, mi, s)
+            if when and when > reference + timedelta(days=1):
+                year -= 1
+        when = _make(year, mo, d, h, mi, s)
+        if when:
+            found.append(Candidate(when, True, match.start()))
+    found.sort(key=lambda c: c.pos)
+    return found
+
+
+def _normalize_meta(meta: Mapping[str, object] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (meta or {}).items():
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        if value is None:
+            continue
+        out.setdefault(str(key).strip().lower(), str(value))
+    return out
+
+
+def find_published(
+    meta: Mapping[str, object] | None,
+    text: str,
+    url: str | None = None,
+    reference: datetime | None = None,
+    context: str = "",
+) -> str | None:
+    """Best publication time as ISO 8601 (+08:00 unless the page gives a zone).
+
+    `meta` maps lower-cased meta names/properties to their content; `text` is the
+    part of the page where a date line is expected (header and first lines of the
+    article), in reading order.
+    """
+    reference = reference or datetime.now(CST)
+    if reference.tzinfo is None:
+        reference = reference.replace(tzinfo=CST)
+    limit = reference + timedelta(days=1)
+    meta_map = _normalize_meta(meta)
+    from_url = url_date(url)
+
+    meta_hit: tuple[datetime, bool] | None = None
+    for key in META_KEYS:
+        parsed = parse_date(meta_map.get(key, ""))
+        if parsed and parsed[0] <= limit:
+            meta_hit = parsed
+            break
+
+    candidates = [c for c in text_candidates(text or "", url, reference, context) if c.when <= limit]
+    best: Candidate | None = None
+    if candidates:
+        def score(c: Candidate) -> tuple:
+            same_url_day = bool(from_url and c.when.date() == from_url.date())
+            same_meta_day = bool(meta_hit and c.when.date() == meta_hit[0].date())
+            return (same_meta_day or same_url_day, c.has_time, -c.pos)
+        best = max(candidates, key=score)
+
+    if meta_hit and meta_hit[1]:
+        return iso(meta_hit[0])
+    if best and meta_hit and best.when.date() == meta_hit[0].date():
+        return iso(best.when)
+    if meta_hit:
+        return iso(meta_hit[0])
+    if best and from_url and best.when.date() != from_url.date():
+        # The URL is written by the CMS at publication; a differing text date is more
+        # likely a "today" widget or a date mentioned in passing.
+        return iso(from_url)
+    if best:
+        return iso(best.when)
+    if from_url:
+        return iso(from_url)
+    return None
