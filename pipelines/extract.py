@@ -621,6 +621,20 @@ def _header_lines(doc, body, title: str) -> list[str]:
     return text_lines[start:end][:40]
 
 
+def _footer_lines(doc, body, limit: int = 8) -> list[str]:
+    """The first short page lines after the body: CMS templates print 来源/责任编辑 there."""
+    root = doc.find("body") if doc.find("body") is not None else doc
+    text_lines = [t for t in (squash(ln.text) for ln in node_lines(root, spaced=True)) if t]
+    body_keys = [nospace(ln.text) for ln in node_lines(body)]
+    body_last = next((t for t in reversed(body_keys) if len(t) >= 10), None)
+    if not body_last:
+        return []
+    for i in range(len(text_lines) - 1, -1, -1):
+        if nospace(text_lines[i]) == body_last:
+            return [t for t in text_lines[i + 1 : i + 1 + limit] if len(t) <= 60]
+    return []
+
+
 _ANY_DATE = re.compile(
     r"(?:19|20)\d{2}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?"
     r"|(?<!\d)\d{1,2}[-/月]\d{1,2}日?\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
@@ -774,6 +788,9 @@ def extract_html(
             for name, value in metadata_from_line(line).items():
                 header_fields.setdefault(name, value)
     fields = {**fields, **header_fields}
+    for line in _footer_lines(doc, body):
+        for name, value in metadata_from_line(line).items():
+            fields.setdefault(name, value)
     if "origin" not in fields:
         for key in _ORIGIN_META:
             if meta.get(key) and len(meta[key]) <= 30:

@@ -6,58 +6,65 @@ outcome means for the index and runs the per-page pipeline only when the page ch
     200, same body, same pipeline   → skipped             (unchanged)
     304 Not Modified                → skipped             (unchanged)
     404 / 410 of a page we indexed  → record marked gone  (gone)
+Items leave as `ArticleItem`s for the dedupe and store stages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from cyz.crawler.state import CrawlState
+from cyz.crawler.items import PageItem
+from cyz.crawler.state import CrawlState, body_hash
 from cyz.pipelines.page import build_record
-from cyz.record import PIPELINE_VERSION
+from cyz.record import PIPELINE_VERSION, article_id
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ArticleItem:
+    page: PageItem
+    outcome: str  # new | updated | unchanged | gone | failed
+    record: dict | None = None
+    cluster_changes: dict[str, bool] = field(default_factory=dict)
+
+
 class ProcessPipeline:
-    def __init__(self, crawler, state: CrawlState):
+    def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
-        self.state = state
+        self.state = CrawlState(Path(crawler.settings["CYZ_DATA_DIR"]))
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler, CrawlState.for_settings(crawler.settings))
+        return cls(crawler)
 
-    def close_spider(self, spider=None):
+    def close_spider(self) -> None:
         self.state.close()
 
-    def process_item(self, item, spider=None):
-        page = dict(item)
-        status = page["status"]
-        known = self.state.get(page["canonical_url"])
-        if status == 304:
+    def process_item(self, page: PageItem) -> ArticleItem:
+        if page.status == 304:
             self.stats.inc_value("cyz/unchanged")
-            return {"page": page, "record": None, "outcome": "unchanged"}
-        if status in (404, 410):
-            outcome = "gone" if known else "missing"
-            return {"page": page, "record": None, "outcome": outcome}
-        body_hash = hashlib.sha1(page["body"]).hexdigest()
-        if self.state.is_unchanged(page["canonical_url"], body_hash, PIPELINE_VERSION):
+            return ArticleItem(page, "unchanged")
+        if page.status in (404, 410):
+            return ArticleItem(page, "gone")
+        known = self.state.get(page.canonical_url)
+        if self.state.is_unchanged(page.canonical_url, body_hash(page.body), PIPELINE_VERSION):
             self.stats.inc_value("cyz/unchanged")
-            return {"page": page, "record": None, "outcome": "unchanged"}
-        source = spider.sources[page["source_id"]]
+            return ArticleItem(page, "unchanged")
+        source = self.crawler.spider.sources[page.source_id].source
         try:
-            record = build_record(page["body"], page["url"], source=source,
-                                  http_charset=page.get("http_charset"),
-                                  fetched_at=page.get("fetched_at"))
-        except Exception as exc:  # a page the pipeline cannot handle must not stop the crawl
-            log.error("extraction failed for %s: %s: %s", page["url"], type(exc).__name__, exc)
+            record = build_record(page.body, page.url, source=source,
+                                  http_charset=page.http_charset, fetched_at=page.fetched_at)
+        except Exception as exc:  # one page the pipeline cannot handle must not stop the crawl
+            log.error("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
             self.stats.inc_value("cyz/failed/extraction_error")
-            return {"page": page, "record": None, "outcome": "failed"}
+            return ArticleItem(page, "failed")
+        # The id follows the URL the crawl asked for, so a redirect never forks a record.
+        record["id"] = article_id(page.canonical_url)
         if not record["text"].strip():
-            log.warning("no article text found in %s", page["url"])
+            log.warning("no article text found in %s", page.url)
             self.stats.inc_value("cyz/empty_text")
-        self.stats.inc_value("cyz/extracted")
-        return {"page": page, "record": record, "outcome": "updated" if known else "new"}
+        return ArticleItem(page, "updated" if known and known.content_hash else "new", record)

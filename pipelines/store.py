@@ -13,12 +13,14 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cyz.crawler.state import CrawlState
+from cyz.crawler.items import PageItem
+from cyz.crawler.state import CrawlState, body_hash
 from cyz.index import open_engine
 from cyz.index.base import Engine
 from cyz.pipelines.archive import RawArchive, RawPage
 from cyz.pipelines.dedupe import Placement, ReprintIndex
-from cyz.record import article_id
+from cyz.pipelines.process import ArticleItem
+from cyz.record import PIPELINE_VERSION, article_id
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +84,16 @@ class DedupePipeline:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    def close_spider(self, spider=None):
+    def close_spider(self) -> None:
         self.index.close()
 
-    def process_item(self, item, spider=None):
-        record = item["record"]
+    def process_item(self, item: ArticleItem) -> ArticleItem:
+        record = item.record
         if record is None:
             return item
         placement = self.index.place(record["id"], record["text_zh"], record["published_at"])
         apply_placement(record, placement)
-        item["cluster_changes"] = placement.changed
+        item.cluster_changes = placement.changed
         if placement.is_reprint:
             self.stats.inc_value("cyz/reprints")
         return item
@@ -104,43 +106,51 @@ class StorePipeline:
         data_dir = _data_dir(settings)
         engine = open_engine(settings.get("CYZ_ENGINE"), data_dir)
         engine.init()
-        self.state = CrawlState.for_settings(settings)
-        self.fetches: list[dict] = []  # recorded in the crawl state once their batch is stored
+        self.state = CrawlState(data_dir)
+        self.fetches: list[PageItem] = []  # recorded in the crawl state once their batch is stored
         self.writer = RecordWriter(engine, RawArchive(data_dir), on_flush=self._record_fetches)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    def process_item(self, item, spider=None):
-        page, record, outcome = item["page"], item["record"], item["outcome"]
+    def process_item(self, item: ArticleItem) -> dict:
+        page, record, outcome = item.page, item.record, item.outcome
         if outcome in ("new", "updated"):
             self.stats.inc_value(f"cyz/{outcome}")
-            raw = RawPage(record["id"], page["url"], page["source_id"], page.get("http_charset"),
-                          page.get("fetched_at") or record["crawled_at"], page["body"])
+            raw = RawPage(record["id"], page.url, page.source_id, page.http_charset,
+                          page.fetched_at or record["crawled_at"], page.body)
             self.fetches.append(page)
-            self.writer.add(record, item.get("cluster_changes"), raw)
+            self.writer.add(record, item.cluster_changes, raw)
         elif outcome == "unchanged":
             self.fetches.append(page)
         elif outcome == "gone":
             self._mark_gone(page)
-        return {"id": record["id"] if record else None, "url": page["url"], "outcome": outcome}
+        # What Scrapy logs and counts: small, never the page body.
+        return {"id": record["id"] if record else None, "url": page.url, "outcome": outcome}
 
-    def _mark_gone(self, page: dict) -> None:
+    def _mark_gone(self, page: PageItem) -> None:
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        self.state.mark_gone(page["canonical_url"], when)
-        record = self.writer.get(article_id(page["canonical_url"]))
+        self.state.mark_gone(page.canonical_url, when, status=page.status)
+        record = self.writer.get(article_id(page.canonical_url))
         if record is not None and not record.get("gone_at"):
             record["gone_at"] = when
             self.writer.add(record)
-            self.stats.inc_value("cyz/gone")
 
     def _record_fetches(self) -> None:
         for page in self.fetches:
-            self.state.record_fetch(page)
+            if page.status == 304:
+                self.state.record_fetch(page.canonical_url, url=page.url, source_id=page.source_id,
+                                        status=304, fetched_at=page.fetched_at)
+            else:
+                self.state.record_fetch(
+                    page.canonical_url, url=page.url, source_id=page.source_id, status=page.status,
+                    etag=page.etag, last_modified=page.last_modified,
+                    content_hash=body_hash(page.body), pipeline_version=PIPELINE_VERSION,
+                    fetched_at=page.fetched_at)
         self.fetches.clear()
 
-    def close_spider(self, spider=None):
+    def close_spider(self) -> None:
         try:
             self.writer.flush()
             self.writer.engine.refresh()

@@ -1,0 +1,176 @@
+"""Downloader middlewares and the failure classification the run summary reports.
+
+- `LoopbackHostsMiddleware` sends requests for mapped host names to the loopback site
+  server as an HTTP proxy (demo and tests; never set in production).
+- `ConditionalRequestMiddleware` turns a re-crawl of a stored article into a
+  conditional request and lets 304/404/410 through to the spider.
+- `BackoffRetryMiddleware` is Scrapy's retry with an exponential pause before each
+  retry, so a struggling site is not hammered.
+- `failure_reason` names why a request failed, for the `cyz/failed/<reason>` stats.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    NotConfigured,
+    ResponseDataLossError,
+)
+from scrapy.extensions.throttle import AutoThrottle
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet import error as txerror
+
+from cyz.crawler.state import CrawlState
+from cyz.urls import canonical_url
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
+
+ARTICLE_STATUSES = [304, 404, 410]
+
+
+class LoopbackHostsMiddleware:
+    """`CYZ_HOST_MAP = {host: "127.0.0.1:PORT"}`: reach those hosts through that proxy.
+
+    Runs before HttpProxyMiddleware (750), which does the proxying; robots.txt requests
+    pass through here too, so the robots of a mapped host come from the same server."""
+
+    def __init__(self, host_map: dict[str, str]) -> None:
+        self.proxies = {h.lower(): f"http://{addr}" for h, addr in host_map.items()}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LoopbackHostsMiddleware:
+        host_map = crawler.settings.getdict("CYZ_HOST_MAP")
+        if not host_map:
+            raise NotConfigured
+        return cls(host_map)
+
+    def process_request(self, request: Request) -> None:
+        host = (urlparse_cached(request).hostname or "").lower()
+        proxy = self.proxies.get(host)
+        if proxy:
+            request.meta["proxy"] = proxy
+
+
+class ConditionalRequestMiddleware:
+    """Adds If-None-Match / If-Modified-Since from CrawlState to article requests
+    (meta `cyz_article`), marks whether the URL was known (`cyz_known`), and lets
+    304, 404 and 410 reach the spider: they mean *unchanged* and *gone*."""
+
+    def __init__(self, state: CrawlState) -> None:
+        self.state = state
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ConditionalRequestMiddleware:
+        data_dir = crawler.settings.get("CYZ_DATA_DIR")
+        if not data_dir:
+            raise NotConfigured("CYZ_DATA_DIR is not set")
+        mw = cls(CrawlState(data_dir))
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        return mw
+
+    def spider_closed(self) -> None:
+        self.state.close()
+
+    def process_request(self, request: Request) -> None:
+        if not request.meta.get("cyz_article"):
+            return
+        statuses = request.meta.setdefault("handle_httpstatus_list", [])
+        statuses.extend(s for s in ARTICLE_STATUSES if s not in statuses)
+        canon = request.meta.get("cyz_canonical") or canonical_url(request.url)
+        if "cyz_known" not in request.meta:
+            request.meta["cyz_known"] = self.state.known(canon)
+        if request.meta.get("cyz_unconditional") or request.meta.get("redirect_times"):
+            return  # a redirect target is another URL: the stored validators are not its
+        for name, value in self.state.conditional_headers(canon).items():
+            request.headers.setdefault(name, value)
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware, waiting `CYZ_RETRY_BACKOFF_BASE * 2**(n-1)` seconds
+    (capped by `CYZ_RETRY_BACKOFF_MAX`) before retry n. Replaces the built-in at 550."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.backoff_base = settings.getfloat("CYZ_RETRY_BACKOFF_BASE", 2.0)
+        self.backoff_max = settings.getfloat("CYZ_RETRY_BACKOFF_MAX", 60.0)
+
+    def _retry(self, request: Request, reason: Any) -> Request | None:
+        retry = super()._retry(request, reason)
+        if retry is not None and self.backoff_base > 0:
+            n = retry.meta.get("retry_times", 1)
+            retry.meta["cyz_retry_delay"] = min(self.backoff_max,
+                                                self.backoff_base * 2 ** (n - 1))
+        return retry
+
+    async def process_request(self, request: Request) -> None:
+        delay = request.meta.pop("cyz_retry_delay", None)
+        if delay:
+            from twisted.internet import reactor
+            from twisted.internet.task import deferLater
+
+            await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
+
+
+class SourceAwareAutoThrottle(AutoThrottle):
+    """AutoThrottle that leaves alone the hosts whose source sets `download_delay`
+    (their `DOWNLOAD_SLOTS` entries): the operator's delay is the rule there, where
+    AutoThrottle would raise it to at least DOWNLOAD_DELAY after the first response."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.fixed_slots = set(crawler.settings.getdict("DOWNLOAD_SLOTS"))
+
+    def _response_downloaded(self, response: Any, request: Request, spider: Any) -> None:
+        if request.meta.get("download_slot") in self.fixed_slots:
+            return
+        super()._response_downloaded(response, request, spider)
+
+
+def failure_reason(failure: Failure) -> str:
+    """A short, stable name for why a request failed (the `cyz/failed/<reason>` key)."""
+    exc = failure.value
+    if isinstance(exc, HttpError):
+        status = exc.response.status
+        return "http_5xx" if status >= 500 else f"http_{status // 100}xx"
+    if isinstance(exc, IgnoreRequest):
+        msg = str(exc)
+        if "robots.txt" in msg:
+            return "robots_forbidden"
+        if "redirections" in msg:
+            return "redirect_loop"
+        if "offsite" in msg:
+            return "offsite"
+        if "max size" in msg or "larger than" in msg:
+            return "too_large"
+        return "ignored"
+    if isinstance(exc, DownloadTimeoutError | txerror.TimeoutError):
+        return "timeout"
+    if isinstance(exc, CannotResolveHostError | txerror.DNSLookupError):
+        return "dns"
+    if isinstance(exc, DownloadConnectionRefusedError | txerror.ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(exc, DownloadCancelledError):
+        # Scrapy cancels a download that exceeds DOWNLOAD_MAXSIZE.
+        return "too_large" if "max size" in str(exc) or not str(exc) else "cancelled"
+    if isinstance(exc, ResponseDataLossError):
+        return "data_loss"
+    if isinstance(exc, DownloadFailedError | txerror.ConnectError | txerror.ConnectionLost
+                  | txerror.ConnectionDone):
+        return "connection"
+    if exc.__class__.__name__ == "TunnelError":
+        return "connection"
+    return "other"

@@ -1,0 +1,101 @@
+"""Every Scrapy setting cyz uses, in one place.
+
+Politeness first: robots.txt is obeyed, AutoThrottle adapts the pace to each site's
+latency, at most two requests per host at a time, and retries back off exponentially.
+Limits keep one bad page from hurting the run: 20 s timeout, 10 MB per page, five
+redirects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scrapy.settings import BaseSettings, Settings
+
+USER_AGENT = "cyz/0.1 (+research monitoring)"
+
+BASE_SETTINGS: dict[str, Any] = {
+    "BOT_NAME": "cyz",
+    "USER_AGENT": USER_AGENT,
+    "ROBOTSTXT_OBEY": True,
+    "ROBOTSTXT_USER_AGENT": "cyz",
+    # Politeness: per-host concurrency and AutoThrottle's latency-driven delay.
+    "CONCURRENT_REQUESTS": 16,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
+    "DOWNLOAD_DELAY": 1.0,
+    "DOWNLOAD_DELAY_JITTER": 0.5,  # ±50 %
+    "AUTOTHROTTLE_ENABLED": True,
+    "AUTOTHROTTLE_START_DELAY": 1.0,
+    "AUTOTHROTTLE_MAX_DELAY": 30.0,
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.5,
+    # Failures: two retries on 5xx/timeouts, with exponential backoff (our middleware).
+    "RETRY_ENABLED": True,
+    "RETRY_TIMES": 2,
+    "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+    "RETRY_GIVE_UP_LOG_LEVEL": "INFO",
+    "CYZ_RETRY_BACKOFF_BASE": 2.0,
+    "CYZ_RETRY_BACKOFF_MAX": 60.0,
+    # Limits.
+    "DOWNLOAD_TIMEOUT": 20,
+    "DNS_TIMEOUT": 10,
+    "DOWNLOAD_MAXSIZE": 10 * 1024 * 1024,
+    "DOWNLOAD_WARNSIZE": 4 * 1024 * 1024,
+    "REDIRECT_MAX_TIMES": 5,
+    # The spider de-duplicates by canonical URL; Scrapy's depth tracking is not ours
+    # (per-source max_depth lives in the spider).
+    "DEPTH_LIMIT": 0,
+    "DEPTH_STATS_VERBOSE": False,
+    "COOKIES_ENABLED": False,
+    "HTTPCACHE_ENABLED": False,
+    "TELNETCONSOLE_ENABLED": False,
+    "LOG_LEVEL": "WARNING",
+    "LOG_ENABLED": True,
+    "STATS_DUMP": False,
+    "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
+    "DOWNLOADER_MIDDLEWARES": {
+        "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+        "cyz.crawler.middlewares.BackoffRetryMiddleware": 550,
+        "cyz.crawler.middlewares.ConditionalRequestMiddleware": 560,
+        "cyz.crawler.middlewares.LoopbackHostsMiddleware": 740,
+    },
+    "EXTENSIONS": {
+        "scrapy.extensions.telnet.TelnetConsole": None,
+        "scrapy.extensions.throttle.AutoThrottle": None,
+        "cyz.crawler.middlewares.SourceAwareAutoThrottle": 0,
+        "cyz.crawler.run.ProgressExtension": 500,
+    },
+    "CYZ_MAX_PAGES": 0,  # article pages per run; 0 = no cap
+    "CYZ_PAGER_LIMIT": 0,  # JS-pager pages generated per list; 0 = all
+    "CYZ_HOST_MAP": {},
+    "CYZ_PROGRESS_EVERY": 25,
+}
+
+
+def build_settings(
+    data_dir: Path,
+    *,
+    host_map: dict[str, str] | None = None,
+    max_pages: int | None = None,
+    item_pipelines: dict[str, int] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Scrapy settings for one cyz crawl writing its state under `data_dir`."""
+    settings = Settings()
+    settings.setdict(BASE_SETTINGS, priority="project")
+    settings.set("CYZ_DATA_DIR", str(data_dir), priority="project")
+    if host_map:
+        settings.set("CYZ_HOST_MAP", dict(host_map), priority="project")
+    if max_pages:
+        settings.set("CYZ_MAX_PAGES", int(max_pages), priority="project")
+    if item_pipelines:
+        settings.set("ITEM_PIPELINES", dict(item_pipelines), priority="project")
+    for key, value in (overrides or {}).items():
+        current = settings.get(key)
+        if isinstance(value, dict) and isinstance(current, dict | BaseSettings):
+            # Component maps (middlewares, extensions) merge, so a test can add one.
+            merged = dict(settings.getdict(key))
+            merged.update(value)
+            value = merged
+        settings.set(key, value, priority="cmdline")
+    return settings

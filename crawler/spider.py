@@ -1,0 +1,392 @@
+"""One generic spider for every configured source.
+
+Each source enters by its start URLs (list pages), feeds (RSS/Atom) and sitemaps
+(urlset or sitemap index, gzip or not). List pages give article links
+(`article_patterns`), more list pages (`follow_patterns`) and, on TRS-built sites, a
+pager written in JavaScript (`createPageHTML(total, current, "index", "html")`) whose
+pages appear nowhere in the HTML, so the spider generates them.
+
+Requests stay on the source's domains, within `max_depth` link hops of an entry URL
+(pagination counts; feed and sitemap entries are listings and are not hops), and under
+the run's article cap `CYZ_MAX_PAGES`. Every URL is de-duplicated by its canonical form
+before it is requested; an article reached under a second spelling (`?from=...`,
+`#comments`, `_wap.html`) counts as a URL duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+import scrapy
+from lxml import etree
+from scrapy.http import Response, TextResponse
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap
+
+from cyz.config import Source
+from cyz.crawler.items import PageItem
+from cyz.crawler.middlewares import failure_reason
+from cyz.urls import canonical_url
+
+# createPageHTML(12, 0, "index", "html") and createPage(12, 0, "index", "shtml"):
+# total pages, current page (0-based), file stem, extension.
+_PAGER = re.compile(
+    r"""createPage(?:HTML)?\s*\(\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*["']([\w-]+)["']\s*,\s*["']([\w]+)["'])?"""
+)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+_SKIP_HREF = ("javascript:", "mailto:", "tel:", "data:", "#")
+
+PRIORITY_ARTICLE = 10
+PRIORITY_LIST = 0
+MAX_FAILURE_SAMPLES = 50
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _host_allowed(host: str, domains: Iterable[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def header_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type header, lower-cased, or None."""
+    if not content_type:
+        return None
+    match = _CHARSET.search(content_type)
+    return match.group(1).lower() if match else None
+
+
+def pager_urls(page_url: str, html: str, limit: int = 0) -> list[str]:
+    """The pages a TRS JavaScript pager on `page_url` stands for (excluding none:
+    `index.html`, `index_1.html` … `index_{total-1}.html` in the page's directory)."""
+    match = _PAGER.search(html)
+    if not match:
+        return []
+    total = int(match.group(1))
+    stem, ext = match.group(3) or "index", match.group(4) or "html"
+    if limit:
+        total = min(total, limit)
+    base = page_url.split("?", 1)[0].split("#", 1)[0]
+    directory = base[: base.rfind("/") + 1]
+    return [directory + (f"{stem}.{ext}" if i == 0 else f"{stem}_{i}.{ext}")
+            for i in range(total)]
+
+
+class _Compiled:
+    """A source with its regexes compiled once."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.articles = [re.compile(p) for p in source.article_patterns]
+        self.follows = [re.compile(p) for p in source.follow_patterns]
+        self.domains = [d.lower() for d in source.domains]
+
+    def is_article(self, url: str) -> bool:
+        return any(p.search(url) for p in self.articles)
+
+    def is_list(self, url: str) -> bool:
+        return any(p.search(url) for p in self.follows)
+
+
+class SourceSpider(scrapy.Spider):
+    """Crawl the given sources (spider kwarg `sources` or setting `CYZ_SOURCES`:
+    `Source` objects or their dicts)."""
+
+    name = "cyz"
+
+    def __init__(self, sources: list[Source | dict] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sources_arg = sources
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SourceSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider._configure(crawler.settings)
+        return spider
+
+    def _configure(self, settings: Any) -> None:
+        raw = self._sources_arg if self._sources_arg is not None else settings.getlist("CYZ_SOURCES")
+        sources = [s if isinstance(s, Source) else Source.model_validate(s) for s in raw]
+        self.sources = {s.id: _Compiled(s) for s in sources if s.enabled}
+        # Scrapy's OffsiteMiddleware then also stops redirects that leave every source.
+        self.allowed_domains = sorted({d for c in self.sources.values() for d in c.domains})
+        self.max_pages = settings.getint("CYZ_MAX_PAGES")
+        self.pager_limit = settings.getint("CYZ_PAGER_LIMIT")
+        self._seen: dict[str, str] = {}  # canonical URL → first spelling requested
+        self._articles = 0
+        self._failure_samples: list[str] = []
+
+    # -- stats -------------------------------------------------------------------
+    def _inc(self, key: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(key, n)
+
+    # -- request building --------------------------------------------------------
+    def _request(self, comp: _Compiled, url: str, *, kind: str, depth: int,
+                 via: str, referer: str | None = None) -> scrapy.Request | None:
+        url = urldefrag(url.strip())[0]
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        if not _host_allowed(parts.hostname, comp.domains):
+            self._inc("cyz/offsite_links")
+            return None
+        canon = canonical_url(url)
+        first = self._seen.get(canon)
+        if first is not None:
+            # Same canonical page under another spelling: a URL duplicate, not a re-fetch.
+            if kind == "article" and first != url:
+                self._inc("cyz/url_duplicates")
+            return None
+        if self.max_pages and self._articles >= self.max_pages:
+            self._inc("cyz/capped")
+            return None
+        self._seen[canon] = url
+        if kind == "article":
+            self._articles += 1
+        callback, priority = {
+            "article": (self.parse_article, PRIORITY_ARTICLE),
+            "list": (self.parse_list, PRIORITY_LIST),
+            "feed": (self.parse_feed, PRIORITY_LIST),
+            "sitemap": (self.parse_sitemap, PRIORITY_LIST),
+        }[kind]
+        src = comp.source
+        headers = {"User-Agent": src.user_agent} if src.user_agent else {}
+        if referer:
+            headers["Referer"] = referer
+        meta = {
+            "cyz_source": src.id,
+            "cyz_kind": kind,
+            "cyz_depth": depth,
+            "cyz_via": via,
+            "cyz_canonical": canon,
+            "download_slot": parts.hostname.lower(),
+        }
+        if kind == "article":
+            meta["cyz_article"] = True
+            meta["cyz_referer"] = referer
+        # dont_filter: de-duplication happened above, by canonical URL; Scrapy's own
+        # filter would also swallow the second leg of a redirect loop without a trace.
+        return scrapy.Request(url, callback=callback, errback=self.on_error, meta=meta,
+                              headers=headers, priority=priority, dont_filter=True)
+
+    def _links(self, comp: _Compiled, response: TextResponse) -> Iterator[scrapy.Request]:
+        depth = response.meta.get("cyz_depth", 0) + 1
+        if depth > comp.source.max_depth:
+            return
+        for href in response.css("a::attr(href), area::attr(href)").getall():
+            href = href.strip()
+            if not href or href.lower().startswith(_SKIP_HREF):
+                continue
+            try:
+                url = response.urljoin(href)
+            except ValueError:
+                continue
+            # Patterns are written for clean URLs; a copy with a tracking parameter
+            # (`?from=...`) is matched by its canonical form, then counted as a duplicate.
+            canon = canonical_url(url)
+            if comp.is_article(url) or comp.is_article(canon):
+                kind = "article"
+            elif comp.is_list(url):
+                kind = "list"
+            else:
+                continue
+            req = self._request(comp, url, kind=kind, depth=depth, via="list",
+                                referer=response.url)
+            if req is not None:
+                yield req
+        for url in pager_urls(response.url, response.text, self.pager_limit):
+            req = self._request(comp, url, kind="list", depth=depth, via="pager",
+                                referer=response.url)
+            if req is not None:
+                yield req
+
+    # -- entry -------------------------------------------------------------------
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for comp in self.sources.values():
+            src = comp.source
+            for kind, urls in (("list", src.start_urls), ("feed", src.feeds),
+                               ("sitemap", src.sitemaps)):
+                for url in urls:
+                    req = self._request(comp, url, kind=kind, depth=0, via="start")
+                    if req is not None:
+                        yield req
+
+    # -- callbacks ---------------------------------------------------------------
+    def _source(self, response: Response) -> _Compiled:
+        return self.sources[response.meta["cyz_source"]]
+
+    def parse_list(self, response: Response) -> Iterator[scrapy.Request]:
+        self._inc("cyz/list_pages")
+        if not isinstance(response, TextResponse):
+            self._inc("cyz/failed/not_html")
+            return
+        yield from self._links(self._source(response), response)
+
+    def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
+        self._inc("cyz/feeds")
+        comp = self._source(response)
+        links = feed_links(response.body)
+        if links is None:
+            self._inc("cyz/failed/bad_feed")
+            return
+        depth = response.meta.get("cyz_depth", 0) + 1
+        for link in links:
+            req = self._request(comp, response.urljoin(link), kind="article", depth=depth,
+                                via="feed", referer=response.url)
+            if req is not None:
+                yield req
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        self._inc("cyz/sitemaps")
+        comp = self._source(response)
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            try:
+                body = gunzip(body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+            except Exception:  # noqa: BLE001 - a broken archive is a bad sitemap, counted
+                self._inc("cyz/failed/bad_sitemap")
+                return
+        try:
+            sitemap = Sitemap(body)
+        except Exception:  # noqa: BLE001 - lxml raises several types on garbage
+            self._inc("cyz/failed/bad_sitemap")
+            return
+        depth = response.meta.get("cyz_depth", 0) + 1
+        nested = sitemap.type == "sitemapindex"
+        for entry in sitemap:
+            loc = entry.get("loc")
+            if not loc:
+                continue
+            url = response.urljoin(loc)
+            if nested:
+                req = self._request(comp, url, kind="sitemap", depth=depth, via="sitemap")
+            elif not comp.articles or comp.is_article(url):
+                # Sitemaps list every page of a site; keep the articles.
+                req = self._request(comp, url, kind="article", depth=depth, via="sitemap",
+                                    referer=response.url)
+            else:
+                continue
+            if req is not None:
+                yield req
+
+    def parse_article(self, response: Response) -> Iterator[PageItem]:
+        meta = response.meta
+        status = response.status
+        known = bool(meta.get("cyz_known"))
+        if status == 200:
+            self._inc("cyz/fetched")
+        elif status == 304:
+            self._inc("cyz/not_modified")
+        elif status in (404, 410):
+            if not known:
+                # Never stored: a broken link, not a page that went away.
+                self._record_failure("http_4xx", response.url)
+                return
+            self._inc("cyz/gone")
+        else:
+            self._record_failure(f"http_{status // 100}xx", response.url)
+            return
+        ctype = response.headers.get("Content-Type")
+        ctype_s = ctype.decode("latin-1") if ctype else None
+        comp = self._source(response)
+
+        def header(name: str) -> str | None:
+            value = response.headers.get(name)
+            return value.decode("latin-1") if value else None
+
+        yield PageItem(
+            source_id=comp.source.id,
+            url=response.url,
+            canonical_url=meta.get("cyz_canonical") or canonical_url(response.url),
+            status=status,
+            body=response.body if status == 200 else b"",
+            http_charset=header_charset(ctype_s),
+            content_type=ctype_s,
+            etag=header("ETag"),
+            last_modified=header("Last-Modified"),
+            fetched_at=_now(),
+            depth=meta.get("cyz_depth", 0),
+            encoding_override=comp.source.encoding,
+            known_before=known,
+            discovered_via=meta.get("cyz_via", ""),
+            referer=meta.get("cyz_referer"),
+        )
+
+    # -- failures ----------------------------------------------------------------
+    def _record_failure(self, reason: str, url: str) -> None:
+        self._inc(f"cyz/failed/{reason}")
+        if len(self._failure_samples) < MAX_FAILURE_SAMPLES:
+            self._failure_samples.append(f"{reason} {url}")
+            self.crawler.stats.set_value("cyz/failure_samples", list(self._failure_samples))
+
+    def on_error(self, failure: Any) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else "?"
+        reason = failure_reason(failure)
+        if reason == "offsite":
+            self._inc("cyz/offsite_redirects")
+            return
+        if reason == "robots_forbidden":
+            self._inc("cyz/robots_forbidden")
+        self._record_failure(reason, url)
+        self.logger.info("failed (%s): %s", reason, url)
+
+
+def feed_links(body: bytes) -> list[str] | None:
+    """Item links of an RSS 2.0 / RSS 1.0 / Atom feed, in order; None if not a feed."""
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
+                             huge_tree=False)
+    try:
+        root = etree.fromstring(body.lstrip(), parser=parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if root is None:
+        return None
+
+    def local(el: Any) -> str:
+        tag = el.tag
+        return etree.QName(tag).localname.lower() if isinstance(tag, str) else ""
+
+    if local(root) not in ("rss", "feed", "rdf"):
+        return None
+    links: list[str] = []
+    for el in root.iter():
+        name = local(el)
+        if name == "item":
+            link = next((c for c in el if local(c) == "link"), None)
+            if link is not None and (link.text or "").strip():
+                links.append(link.text.strip())
+            else:
+                guid = next((c for c in el if local(c) == "guid"), None)
+                if guid is not None and guid.get("isPermaLink", "true") != "false" \
+                        and (guid.text or "").startswith("http"):
+                    links.append(guid.text.strip())
+        elif name == "entry":
+            best = None
+            for c in el:
+                if local(c) == "link" and c.get("href"):
+                    if c.get("rel", "alternate") == "alternate":
+                        best = c.get("href")
+                        break
+                    best = best or c.get("href")
+            if best:
+                links.append(best.strip())
+    return links
+
+
+def source_slots(sources: Iterable[Source]) -> dict[str, dict[str, float]]:
+    """`DOWNLOAD_SLOTS` for sources with their own `download_delay` (slot = host)."""
+    slots: dict[str, dict[str, float]] = {}
+    for src in sources:
+        if src.enabled and src.download_delay is not None:
+            entry_hosts = {urlsplit(u).hostname or "" for u in
+                           src.start_urls + src.feeds + src.sitemaps}
+            for host in (entry_hosts | set(src.domains)) - {""}:
+                slots[host.lower()] = {"delay": float(src.download_delay)}
+    return slots
