@@ -119,12 +119,17 @@ def crawl(source_ids, sources_file, max_pages, as_json) -> None:
 
 
 def _progress_printer():
+    """A live progress line on a terminal; plain heartbeat lines in logs (cron, systemd)."""
+    from cyz.crawler.run import stderr_progress
+
     if not err.is_terminal:
-        return None
+        return stderr_progress
 
     def show(snapshot: dict) -> None:
-        err.print(f"  … {snapshot.get('cyz/fetched', 0)} articles fetched, "
-                  f"{snapshot.get('cyz/list_pages', 0)} list pages", end="\r")
+        line = (f"crawling: {snapshot['responses']} responses · {snapshot['list_pages']} list pages"
+                f" · {snapshot['fetched']} articles fetched · {snapshot['not_modified']} unchanged"
+                f" · {snapshot['failed']} failed")
+        err.print(line, end="\n" if snapshot["done"] else "\r", markup=False)
 
     return show
 

@@ -1,0 +1,127 @@
+"""The whole path on loopback sites: crawl → process → dedupe → store → search.
+
+Demo sites plus the fault sites of tests/sites.py, crawled with the real item
+pipelines into a real SQLite index; then the summary, the index and the crawl state
+are checked, a second crawl must skip everything, and a page that disappears must be
+kept and marked gone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sites import GONE_LATER, GOOD, GOV, gov_source, news_source  # tests/ is on sys.path
+
+from cyz.config import load_sources
+from cyz.crawl import crawl
+from cyz.index import open_engine
+from cyz.index.base import Filters, SearchRequest
+from cyz.index.query import parse
+from cyz.record import article_id
+from cyz.urls import canonical_url
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "RETRY_TIMES": 1,
+        "CYZ_RETRY_BACKOFF_BASE": 0.05, "DOWNLOAD_TIMEOUT": 2, "LOG_LEVEL": "ERROR"}
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return load_sources(REPO / "demo" / "sources.yaml") + [gov_source(), news_source()]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, site_server, fault_sites, sources):
+    """First crawl, second crawl (unchanged), third crawl after one page went away."""
+    data_dir = tmp_path_factory.mktemp("e2e")
+    hosts = site_server.host_map()
+
+    def run():
+        return crawl(sources, data_dir=data_dir, engine="sqlite", host_map=hosts,
+                     settings_overrides=FAST)
+
+    first = run()
+    second = run()
+    fault_sites.gone.set()
+    try:
+        third = run()
+    finally:
+        fault_sites.gone.clear()
+    return data_dir, first, second, third
+
+
+def search(data_dir: Path, query: str, **filters) -> list[dict]:
+    engine = open_engine("sqlite", data_dir)
+    try:
+        result = engine.search(SearchRequest(parse(query), Filters(**filters), limit=200))
+        return [h.record for h in result.hits]
+    finally:
+        engine.close()
+
+
+def test_first_crawl_summary_counts_every_outcome(runs):
+    _, first, _, _ = runs
+    # demo: 32 readable articles; fault gov site: the GOOD pages; fault news site: 5
+    assert first.new == 32 + len(GOOD) + 5
+    assert first.updated == 0 and first.unchanged == 0
+    assert first.url_duplicates >= 2  # demo ?from=timeline copy and the fault site's copy
+    assert first.reprints >= 2  # the demo reprint and the traditional copy
+    for reason in ("http_5xx", "redirect_loop", "too_large", "timeout", "robots_forbidden"):
+        assert first.failed.get(reason, 0) >= 1, (reason, first.failed)
+
+
+def test_everything_new_is_searchable(runs):
+    data_dir, first, _, _ = runs
+    engine = open_engine("sqlite", data_dir)
+    try:
+        assert engine.count() == first.new
+        assert engine.count(Filters(sources=["test-gov"])) == len(GOOD)
+    finally:
+        engine.close()
+    hits = search(data_dir, "遵义 合作", sources=["demo-zunyi-gov"])
+    assert hits and all("遵义" in h["text_zh"] + h["title_zh"] for h in hits)
+
+
+def test_wrong_charset_and_malformed_pages_are_indexed_readably(runs):
+    data_dir, _, _, _ = runs
+    records = {r["url"]: r for r in search(data_dir, "", sources=["test-gov"])}
+    charset_page = records[f"http://{GOV}/xwdt/202401/t20240111_1007.html"]
+    assert "遵义与重庆签署合作协议" in charset_page["text"]
+    assert "\ufffd" not in charset_page["text"]
+
+
+def test_second_crawl_extracts_nothing_again(runs):
+    _, first, second, _ = runs
+    assert second.new == 0 and second.updated == 0
+    assert second.unchanged == first.new
+    assert second.reprints == 0
+
+
+def test_a_page_that_went_away_is_kept_and_marked_gone(runs):
+    data_dir, first, _, third = runs
+    assert third.gone == 1
+    engine = open_engine("sqlite", data_dir)
+    try:
+        record = engine.get(article_id(canonical_url(f"http://{GOV}{GONE_LATER}")))
+        assert record is not None and record["gone_at"]
+        assert engine.count() == first.new  # nothing deleted
+    finally:
+        engine.close()
+
+
+def test_reprint_cluster_has_exactly_one_first_copy(runs):
+    data_dir, _, _, _ = runs
+    records = search(data_dir, "", sources=["demo-huaxia", "demo-zunyi-gov", "demo-qianxin"])
+    clusters: dict[str, list[dict]] = {}
+    for rec in records:
+        clusters.setdefault(rec["cluster_id"], []).append(rec)
+    shared = [members for members in clusters.values() if len(members) > 1]
+    assert len(shared) >= 2
+    for members in shared:
+        firsts = [m for m in members if m["is_first_in_cluster"]]
+        assert len(firsts) == 1
+        earliest = min(m["published_at"] for m in members)
+        assert firsts[0]["published_at"] == earliest
+    scripts = {m["script"] for members in shared for m in members}
+    assert scripts == {"hans", "hant"}  # the traditional copy joined its simplified story
