@@ -66,7 +66,9 @@ BASE_SETTINGS: dict[str, Any] = {
         "cyz.crawler.run.ProgressExtension": 500,
     },
     "CYZ_MAX_PAGES": 0,  # article pages per run; 0 = no cap
-    "CYZ_PAGER_LIMIT": 0,  # JS-pager pages generated per list; 0 = all
+    # JS-pager pages generated per list (newest first). max_depth cannot bound them (they
+    # are all one hop from the list), and a nightly run needs only the recent pages.
+    "CYZ_PAGER_LIMIT": 20,
     "CYZ_HOST_MAP": {},
     "CYZ_PROGRESS_EVERY": 25,
 }

@@ -37,9 +37,7 @@ def build_record(
     html, _encoding = decode_html(body, http_charset, source.encoding if source else None)
     extracted = extract_html(html, url, body_selector=source.body_selector if source else None,
                              fallback_date=_parse_iso(fetched_at))
-    record = _assemble(extracted, url, source, fetched_at, tagger)
-    record["content_hash"] = hashlib.sha1(body).hexdigest()
-    return record
+    return _assemble(extracted, url, source, fetched_at, tagger)
 
 
 def record_from_text(text: str, url: str, *, source: Source | None = None,
@@ -77,6 +75,7 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         "events": [],
         "event_types": [],
         "pipeline_version": PIPELINE_VERSION,
+        # Of the clean text, so a page whose chrome changed keeps its hash.
         "content_hash": hashlib.sha1(ex.text.encode("utf-8")).hexdigest(),
     }
     (tagger or default_tagger()).tag(record)

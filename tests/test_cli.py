@@ -140,3 +140,17 @@ def test_extract_a_saved_page(tmp_path):
     assert "责任编辑" not in rec["text"] and "共建产业园区" in rec["text"]
     assert rec["language"] == "zh-cn" and rec["script"] == "hans"
     assert {"遵义", "重庆"} <= {r["name"] for r in rec["regions"]}
+
+
+def test_sources_check_through_an_http_proxy(tmp_path, site_server):
+    """`cyz sources check` shows what a source would give, storing nothing; the crawl
+    honours the standard http_proxy variable (here: the loopback site server)."""
+    proxy = f"http://127.0.0.1:{site_server.port}"
+    proc = cyz("sources", "check", "demo-qianxin", "--sources", str(REPO / "demo" / "sources.yaml"),
+               "--max-pages", "3", "--json", data_dir=tmp_path, http_proxy=proxy,
+               HTTP_PROXY=proxy, no_proxy="", NO_PROXY="")
+    report = json.loads(proc.stdout)
+    assert report["summary"]["new"] == 3 and len(report["records"]) == 3
+    for rec in report["records"]:
+        assert rec["source_id"] == "demo-qianxin" and rec["origin"] and len(rec["text"]) > 200
+    assert not (tmp_path / "index.sqlite3").exists()  # nothing stored in the data dir
