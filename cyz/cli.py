@@ -280,18 +280,44 @@ def index_init() -> None:
 @index_group.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def index_status(as_json) -> None:
-    """Show the engine, where it lives and how many articles it holds."""
+    """Show the engine, index versions and document counts, spool size, last flush."""
     from cyz.index import open_engine
 
     engine = open_engine()
-    engine.init()
-    status = {"engine": engine.name, "articles": engine.count(), "data_dir": str(paths.data_dir())}
-    engine.close()
+    try:
+        engine.init()
+        status = {**engine.status(), "data_dir": str(paths.data_dir())}
+    finally:
+        engine.close()
     if as_json:
         _print_json(status)
-    else:
-        for key, value in status.items():
-            out.print(f"{key:>10}: {value}")
+        return
+    for key, value in status.items():
+        if isinstance(value, dict):
+            out.print(f"{key:>12}: current {', '.join(value.get('current', [])) or '-'}")
+            for index, count in value.get("versions", {}).items():
+                out.print(f"{'':>14}{index}: {count} documents")
+        else:
+            out.print(f"{key:>12}: {value}")
+
+
+@index_group.command("migrate")
+@click.option("--drop-old", is_flag=True, help="Delete the previous index version after the swap.")
+def index_migrate(drop_old) -> None:
+    """Reindex into the next index version and swap the alias atomically.
+
+    Run it after an upgrade that changed the mapping, while no crawl is running. The
+    old version is kept (for a rollback) unless --drop-old.
+    """
+    from cyz.index import open_engine
+
+    engine = open_engine()
+    try:
+        moved = engine.migrate(drop_old=drop_old, progress=lambda line: err.print(line, markup=False))
+    finally:
+        engine.close()
+    if not moved:
+        out.print(f"{engine.name}: nothing to migrate (the schema is upgraded in place)")
 
 
 @main.command()

@@ -8,26 +8,30 @@ from pathlib import Path
 from cyz.index.base import Engine
 
 ENGINES = ("sqlite", "elasticsearch", "opensearch")
-_NOT_YET = {"elasticsearch", "opensearch"}
 
 
 def open_engine(name: str | None = None, data_dir: Path | None = None) -> Engine:
     """The engine `name` (default: env `CYZ_ENGINE`, else "sqlite").
 
-    The sqlite index lives at `<data_dir>/index.sqlite3` (default: `cyz.paths.data_dir()`).
+    The sqlite index lives at `<data_dir>/index.sqlite3` (default: `cyz.paths.data_dir()`);
+    the search engines keep their spool of not-yet-indexed records there.
     """
     chosen = (name or os.environ.get("CYZ_ENGINE") or "sqlite").strip().lower()
-    if chosen == "sqlite":
-        from cyz.index.sqlite import SqliteEngine
+    if chosen not in ENGINES:
+        raise ValueError(f"unknown engine {chosen!r}; valid engines: {', '.join(ENGINES)}")
+    if data_dir is None:
+        from cyz.paths import data_dir as default_data_dir
 
-        if data_dir is None:
-            from cyz.paths import data_dir as default_data_dir
+        data_dir = default_data_dir()
+    if chosen == "elasticsearch":
+        from cyz.index.elasticsearch import open_elasticsearch
 
-            data_dir = default_data_dir()
-        return SqliteEngine(Path(data_dir) / "index.sqlite3")
-    if chosen in _NOT_YET:
-        raise ValueError(
-            f"the {chosen} engine is not implemented yet (a later issue adds it); "
-            "use CYZ_ENGINE=sqlite for now"
-        )
-    raise ValueError(f"unknown engine {chosen!r}; valid engines: {', '.join(ENGINES)}")
+        return open_elasticsearch(Path(data_dir))
+    if chosen == "opensearch":
+        from cyz.index.opensearch import open_opensearch
+
+        return open_opensearch(Path(data_dir))
+    from cyz.index.sqlite import SqliteEngine
+
+    return SqliteEngine(Path(data_dir) / "index.sqlite3")
+

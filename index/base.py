@@ -79,6 +79,15 @@ class Engine(ABC):
     def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
         """Every matching record, in no particular order (export, reextract, --clean)."""
 
+    def status(self) -> dict:
+        """What `cyz index status` shows."""
+        return {"engine": self.name, "articles": self.count()}
+
+    def migrate(self, drop_old: bool = False, progress=None) -> dict:
+        """Bring the index to the current mapping; engines without versions do it in init()."""
+        self.init()
+        return {}
+
     def refresh(self) -> None:
         """Make writes visible to search (end of a run); a no-op where writes are immediate."""
 

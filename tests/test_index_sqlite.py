@@ -322,9 +322,11 @@ def test_open_engine(tmp_path, monkeypatch):
     monkeypatch.delenv("CYZ_ENGINE", raising=False)
     assert open_engine().path == tmp_path / "d" / "index.sqlite3"
     monkeypatch.setenv("CYZ_ENGINE", "opensearch")
-    with pytest.raises(ValueError, match="not implemented yet"):
+    monkeypatch.delenv("CYZ_OPENSEARCH_URL", raising=False)
+    with pytest.raises(ValueError, match="CYZ_OPENSEARCH_URL"):
         open_engine()
-    with pytest.raises(ValueError, match="not implemented yet"):
+    monkeypatch.delenv("CYZ_ES_URL", raising=False)
+    with pytest.raises(ValueError, match="CYZ_ES_URL"):
         open_engine("elasticsearch")
     with pytest.raises(ValueError, match="sqlite, elasticsearch, opensearch"):
         open_engine("solr")

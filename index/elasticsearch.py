@@ -1,0 +1,96 @@
+"""Elasticsearch 8 engine: the shared `SearchEngine` over the official `elasticsearch` client.
+
+Configured from the environment only: `CYZ_ES_URL`, `CYZ_ES_API_KEY` (or `CYZ_ES_USER`
+and `CYZ_ES_PASSWORD`), `CYZ_ES_CA_CERTS`, `CYZ_ES_VERIFY_CERTS` (default on).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cyz.index.search_engine import (
+    BULK_CHUNK,
+    BULK_MAX_BYTES,
+    BULK_RETRIES,
+    ApiError,
+    BulkFailure,
+    Client,
+    EngineUnavailable,
+    SearchEngine,
+)
+
+_JSON = {"accept": "application/json", "content-type": "application/json"}
+
+
+def _flag(value: str | None, default: bool = True) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+class ElasticsearchClient(Client):
+    name = "elasticsearch"
+
+    def __init__(self, es):
+        self.es = es
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> ElasticsearchClient:
+        from elasticsearch import Elasticsearch
+
+        env = os.environ if environ is None else environ
+        url = env.get("CYZ_ES_URL")
+        if not url:
+            raise ValueError("CYZ_ENGINE=elasticsearch needs CYZ_ES_URL (e.g. https://localhost:9200)")
+        options: dict = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 2}
+        if env.get("CYZ_ES_API_KEY"):
+            options["api_key"] = env["CYZ_ES_API_KEY"]
+        elif env.get("CYZ_ES_USER"):
+            options["basic_auth"] = (env["CYZ_ES_USER"], env.get("CYZ_ES_PASSWORD", ""))
+        if env.get("CYZ_ES_CA_CERTS"):
+            options["ca_certs"] = env["CYZ_ES_CA_CERTS"]
+        if url.startswith("https"):
+            options["verify_certs"] = _flag(env.get("CYZ_ES_VERIFY_CERTS"))
+        return cls(Elasticsearch(url, **options))
+
+    def request(self, method: str, path: str, body: object = None,
+                params: dict | None = None) -> dict:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+        from elasticsearch import ApiError as EsApiError
+
+        try:
+            response = self.es.perform_request(method, path, params=params, body=body,
+                                               headers=_JSON if body is not None else
+                                               {"accept": "application/json"})
+        except EsApiError as exc:
+            raise ApiError(exc.meta.status, exc.body, f"{method} {path}") from None
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise EngineUnavailable(str(exc)) from None
+        return response.body if isinstance(response.body, dict) else {}
+
+    def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+        from elasticsearch.helpers import streaming_bulk
+
+        try:
+            for _ok, item in streaming_bulk(
+                    self.es, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=BULK_MAX_BYTES,
+                    raise_on_error=False, raise_on_exception=False, max_retries=BULK_RETRIES,
+                    initial_backoff=1, max_backoff=30, yield_ok=False,
+                    retry_on_status=(429, 502, 503, 504)):
+                info = next(iter(item.values()))
+                yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
+                                  info.get("status"), str(info.get("error"))[:500])
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise EngineUnavailable(str(exc)) from None
+
+    def close(self) -> None:
+        self.es.close()
+
+
+def open_elasticsearch(data_dir: Path) -> SearchEngine:
+    return SearchEngine(ElasticsearchClient.from_env(), data_dir)

@@ -1,0 +1,83 @@
+"""OpenSearch 2 engine: the shared `SearchEngine` over the `opensearch-py` client.
+
+Configured from the environment only: `CYZ_OPENSEARCH_URL`, `CYZ_OPENSEARCH_USER` and
+`CYZ_OPENSEARCH_PASSWORD`, `CYZ_OPENSEARCH_CA_CERTS`, `CYZ_OPENSEARCH_VERIFY_CERTS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cyz.index.elasticsearch import _flag
+from cyz.index.search_engine import (
+    BULK_CHUNK,
+    BULK_MAX_BYTES,
+    BULK_RETRIES,
+    ApiError,
+    BulkFailure,
+    Client,
+    EngineUnavailable,
+    SearchEngine,
+)
+
+
+class OpenSearchClient(Client):
+    name = "opensearch"
+
+    def __init__(self, client):
+        self.os = client
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> OpenSearchClient:
+        from opensearchpy import OpenSearch
+
+        env = os.environ if environ is None else environ
+        url = env.get("CYZ_OPENSEARCH_URL")
+        if not url:
+            raise ValueError("CYZ_ENGINE=opensearch needs CYZ_OPENSEARCH_URL (e.g. http://localhost:9200)")
+        options: dict = {"timeout": 30, "retry_on_timeout": True, "max_retries": 2}
+        if env.get("CYZ_OPENSEARCH_USER"):
+            options["http_auth"] = (env["CYZ_OPENSEARCH_USER"], env.get("CYZ_OPENSEARCH_PASSWORD", ""))
+        if env.get("CYZ_OPENSEARCH_CA_CERTS"):
+            options["ca_certs"] = env["CYZ_OPENSEARCH_CA_CERTS"]
+        if url.startswith("https"):
+            options["verify_certs"] = _flag(env.get("CYZ_OPENSEARCH_VERIFY_CERTS"))
+        return cls(OpenSearch([url], **options))
+
+    def request(self, method: str, path: str, body: object = None,
+                params: dict | None = None) -> dict:
+        from opensearchpy import ConnectionError as OsConnectionError
+        from opensearchpy import TransportError
+
+        try:
+            result = self.os.transport.perform_request(method, path, params=params, body=body)
+        except OsConnectionError as exc:  # includes timeouts
+            raise EngineUnavailable(str(exc)) from None
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            raise ApiError(status, exc.info, f"{method} {path}") from None
+        return result if isinstance(result, dict) else {}
+
+    def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
+        from opensearchpy import ConnectionError as OsConnectionError
+        from opensearchpy.helpers import streaming_bulk
+
+        try:
+            for _ok, item in streaming_bulk(
+                    self.os, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=BULK_MAX_BYTES,
+                    raise_on_error=False, raise_on_exception=False, max_retries=BULK_RETRIES,
+                    initial_backoff=1, max_backoff=30, yield_ok=False):
+                info = next(iter(item.values()))
+                yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
+                                  info.get("status"), str(info.get("error"))[:500])
+        except OsConnectionError as exc:
+            raise EngineUnavailable(str(exc)) from None
+
+    def close(self) -> None:
+        self.os.close()
+
+
+def open_opensearch(data_dir: Path) -> SearchEngine:
+    return SearchEngine(OpenSearchClient.from_env(), data_dir)

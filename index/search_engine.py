@@ -1,0 +1,323 @@
+"""The Elasticsearch/OpenSearch engine: everything both share, over a thin client adapter.
+
+Templates, mappings (`mapping.py`), query bodies (`dsl.py`) and bulk actions are the
+same for both engines; `elasticsearch.py` and `opensearch.py` only say how to send a
+request with their own client. Writes go through an alias (`cyz-articles` →
+`cyz-articles-vN`), so `migrate` can reindex into a new version and swap atomically.
+
+Nothing is lost when the engine is away or rejects documents: the records are parked
+in the spool (`spool.py`) and replayed at the next `init()`, i.e. the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cyz.index import dsl
+from cyz.index.base import Engine, Filters, Hit, SearchRequest, SearchResult
+from cyz.index.mapping import (
+    ARTICLES,
+    EVENTS,
+    MAPPING_VERSION,
+    TEMPLATES,
+    event_documents,
+    versioned,
+)
+from cyz.index.spool import MAX_ATTEMPTS, Spool
+
+log = logging.getLogger(__name__)
+
+BULK_CHUNK = 500
+BULK_MAX_BYTES = 10 * 1024 * 1024
+BULK_RETRIES = 3  # per chunk, with exponential backoff, on 429 (too many requests)
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot be reached (connection refused, timeout, DNS)."""
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: object, what: str):
+        self.status, self.body = status, body
+        super().__init__(f"{what}: HTTP {status}: {_reason(body)}")
+
+
+def _reason(body: object) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return f"{error.get('type')}: {error.get('reason')}"
+        return str(error or body)[:300]
+    return str(body)[:300]
+
+
+@dataclass
+class BulkFailure:
+    doc_id: str
+    index: str
+    status: object
+    error: str
+
+
+class Client:
+    """What an engine needs from its client library. Subclasses wrap one library."""
+
+    name = "?"
+
+    def request(self, method: str, path: str, body: object = None,
+                params: dict | None = None) -> dict:
+        """Send one request; return the JSON body (or {} for HEAD). Raise ApiError on an
+        HTTP error status, EngineUnavailable when the engine cannot be reached."""
+        raise NotImplementedError
+
+    def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
+        """Stream `actions` through the library's streaming bulk helper (chunked,
+        retried with backoff on 429); yield the actions that still failed."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SearchEngine(Engine):
+    def __init__(self, client: Client, data_dir: Path):
+        self.client = client
+        self.name = client.name
+        self.spool = Spool(data_dir, client.name)
+        self.online = False
+        self._initialised = False
+
+    # -- set-up --------------------------------------------------------------------
+    def init(self) -> None:
+        """Put templates, create the first versioned indices behind their aliases, and
+        replay the spool. If the engine is down, stay usable: writes go to the spool."""
+        if self._initialised:
+            return
+        self._initialised = True
+        try:
+            for alias, template in TEMPLATES.items():
+                self.client.request("PUT", f"/_index_template/{alias}", template())
+                if not self._alias_targets(alias):
+                    self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
+                                        {"aliases": {alias: {}}})
+            self.online = True
+        except EngineUnavailable as exc:
+            log.warning("%s is unreachable (%s): records will be spooled in %s and "
+                        "indexed at the next run", self.name, exc, self.spool.path)
+            return
+        self.replay()
+
+    def _alias_targets(self, alias: str) -> list[str]:
+        try:
+            return sorted(self.client.request("GET", f"/_alias/{alias}"))
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def _require_online(self) -> None:
+        self.init()
+        if not self.online:
+            raise EngineUnavailable(f"{self.name} is unreachable")
+
+    # -- writing -------------------------------------------------------------------
+    def write(self, records: Iterable[dict]) -> int:
+        """Index records by id (replacing earlier versions) with their event documents.
+        Records the engine does not take are parked in the spool; returns the number
+        of records accepted either way."""
+        self.init()
+        batch = {r["id"]: r for r in records}
+        if not batch:
+            return 0
+        if not self.online:
+            self.spool.park(list(batch.values()), "engine unreachable")
+            return len(batch)
+        failed = self._index(list(batch.values()))
+        for reason, recs in failed.items():
+            self.spool.park(recs, reason)
+        return len(batch)
+
+    def _index(self, records: list[dict], attempts: int = 0) -> dict[str, list[dict]]:
+        """Bulk-index; returns the records that failed, grouped by reason."""
+        by_id = {r["id"]: r for r in records}
+        try:
+            # An article's events are replaced whole: drop the old ones first.
+            self.client.request("POST", f"/{EVENTS}/_delete_by_query",
+                                {"query": {"terms": {"article_id": list(by_id)}}},
+                                params={"conflicts": "proceed", "refresh": "false"})
+            failures = list(self.client.bulk(_actions(records)))
+        except EngineUnavailable as exc:
+            self.online = False
+            log.warning("%s went away during a write (%s): spooling", self.name, exc)
+            return {"engine unreachable": records}
+        failed: dict[str, list[dict]] = {}
+        for failure in failures:
+            # bulk answers name the concrete index (cyz-events-v1), not the alias
+            is_event = failure.index.startswith(EVENTS)
+            article_id = failure.doc_id.rsplit("-", 1)[0] if is_event else failure.doc_id
+            record = by_id.pop(article_id, None)
+            if record is not None:
+                log.warning("%s rejected %s (%s): %s", self.name, article_id, failure.status,
+                            failure.error)
+                failed.setdefault(f"rejected ({failure.status}): {failure.error}"[:300], []).append(record)
+        return failed
+
+    def replay(self) -> int:
+        """Index what the spool holds; returns how many records made it."""
+        if not self.online:
+            return 0
+        entries = list(self.spool.take())
+        if not entries:
+            return 0
+        latest = {e["record"]["id"]: e for e in entries}  # a later copy wins
+        failed = self._index([e["record"] for e in latest.values()])
+        retry, give_up = [], []
+        for reason, recs in failed.items():
+            for rec in recs:
+                entry = latest[rec["id"]]
+                entry = {**entry, "reason": reason, "attempts": entry.get("attempts", 0) + 1}
+                (give_up if entry["attempts"] >= MAX_ATTEMPTS and "unreachable" not in reason
+                 else retry).append(entry)
+        self.spool.done()
+        for entry in retry:
+            self.spool.park([entry["record"]], entry["reason"], entry["attempts"])
+        if give_up:
+            log.error("%d record(s) rejected %d times; kept in %s", len(give_up), MAX_ATTEMPTS,
+                      self.spool.rejected)
+            self.spool.reject(give_up)
+        done = len(latest) - len(retry) - len(give_up)
+        log.info("replayed %d spooled record(s) into %s", done, self.name)
+        return done
+
+    def delete(self, ids: Iterable[str]) -> int:
+        self._require_online()
+        ids = list(ids)
+        if not ids:
+            return 0
+        self.client.request("POST", f"/{EVENTS}/_delete_by_query",
+                            {"query": {"terms": {"article_id": ids}}},
+                            params={"conflicts": "proceed", "refresh": "true"})
+        result = self.client.request("POST", f"/{ARTICLES}/_delete_by_query",
+                                     {"query": {"ids": {"values": ids}}},
+                                     params={"conflicts": "proceed", "refresh": "true"})
+        return int(result.get("deleted", 0))
+
+    def refresh(self) -> None:
+        """End of a run: make writes searchable. An engine that was down may be back:
+        try once more, which also replays what this run spooled."""
+        if not self.online:
+            self._initialised = False
+            self.init()
+        if self.online:
+            self.client.request("POST", f"/{ARTICLES},{EVENTS}/_refresh")
+            self.spool.note_flush()
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, record_id: str) -> dict | None:
+        self.init()
+        if not self.online:
+            return None
+        try:
+            return self.client.request("GET", f"/{ARTICLES}/_doc/{record_id}")["_source"]
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        self._require_online()
+        result = self.client.request("POST", f"/{ARTICLES}/_search", dsl.search_body(request))
+        hits = [Hit(h["_source"], float(h.get("_score") or 0.0), dsl.snippet_from(h))
+                for h in result["hits"]["hits"]]
+        return SearchResult(int(result["hits"]["total"]["value"]), hits)
+
+    def count(self, filters: Filters | None = None) -> int:
+        self._require_online()
+        return int(self.client.request("POST", f"/{ARTICLES}/_count",
+                                       dsl.count_body(filters))["count"])
+
+    def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
+        self._require_online()
+        body = {**dsl.count_body(filters), "size": 500, "sort": [{"id": "asc"}]}
+        while True:
+            hits = self.client.request("POST", f"/{ARTICLES}/_search", body)["hits"]["hits"]
+            yield from (h["_source"] for h in hits)
+            if len(hits) < body["size"]:
+                return
+            body["search_after"] = hits[-1]["sort"]
+
+    # -- versions ------------------------------------------------------------------
+    def status(self) -> dict:
+        self.init()
+        info = {"engine": self.name, "online": self.online, "spooled": len(self.spool),
+                "rejected": self.spool.rejected_count(), "last_flush": self.spool.last_flush()}
+        if self.online:
+            for alias in TEMPLATES:
+                info[alias] = {
+                    "current": self._alias_targets(alias),
+                    "versions": {index: self._doc_count(index) for index in self._versions(alias)},
+                }
+            info["articles"] = self.count()
+        return info
+
+    def _versions(self, alias: str) -> list[str]:
+        try:
+            found = self.client.request("GET", f"/{alias}-v*/_settings/index.creation_date")
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return sorted(found, key=_version_number)
+
+    def _doc_count(self, index: str) -> int:
+        return int(self.client.request("POST", f"/{index}/_count", {"query": {"match_all": {}}})["count"])
+
+    def migrate(self, drop_old: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+        """Reindex every alias into a new version, check counts, swap the alias atomically.
+        The old index is kept unless `drop_old`. Run it while no crawl is writing."""
+        self._require_online()
+        say = progress or log.info
+        moved = {}
+        for alias in TEMPLATES:
+            (old,) = self._alias_targets(alias) or (None,)
+            versions = self._versions(alias)
+            new = versioned(alias, max([_version_number(v) for v in versions] + [0]) + 1)
+            self.client.request("PUT", f"/{new}", {})
+            if old:
+                say(f"{alias}: reindexing {old} → {new}")
+                self.client.request("POST", "/_reindex", {"source": {"index": old}, "dest": {"index": new}},
+                                    params={"wait_for_completion": "true", "refresh": "true"})
+                self.client.request("POST", f"/{old}/_refresh")
+                before, after = self._doc_count(old), self._doc_count(new)
+                if before != after:
+                    raise RuntimeError(f"{alias}: {old} holds {before} documents but {new} "
+                                       f"{after}; alias left on {old}, {new} kept for inspection")
+            actions = [{"add": {"index": new, "alias": alias}}]
+            if old:
+                actions.insert(0, {"remove": {"index": old, "alias": alias}})
+            self.client.request("POST", "/_aliases", {"actions": actions})
+            if old and drop_old:
+                self.client.request("DELETE", f"/{old}")
+            moved[alias] = {"from": old, "to": new, "dropped_old": bool(old and drop_old),
+                            "documents": self._doc_count(new)}
+            say(f"{alias}: now on {new} ({moved[alias]['documents']} documents)")
+        return moved
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _version_number(index: str) -> int:
+    match = re.search(r"-v(\d+)$", index)
+    return int(match.group(1)) if match else 0
+
+
+def _actions(records: list[dict]) -> Iterator[dict]:
+    for record in records:
+        yield {"_op_type": "index", "_index": ARTICLES, "_id": record["id"], "_source": record}
+        for doc in event_documents(record):
+            yield {"_op_type": "index", "_index": EVENTS, "_id": doc["event_id"], "_source": doc}
