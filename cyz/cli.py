@@ -366,6 +366,39 @@ def export(since, until, regions, sources, fmt, output) -> None:
         writer(records, sys.stdout)
 
 
+@main.group()
+def kibana() -> None:
+    """Kibana saved objects: data views, saved searches, charts, dashboard."""
+
+
+@kibana.command("import")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--url", help="Kibana base URL (default: CYZ_KIBANA_URL).")
+@click.option("--space", help="Kibana space id (default space if omitted).")
+@click.option("--json", "as_json", is_flag=True, help="Print Kibana's summary as JSON.")
+def kibana_import(files, url, space, as_json) -> None:
+    """Import the bundled saved objects (or FILES) into Kibana, overwriting by id.
+
+    Auth comes from CYZ_KIBANA_API_KEY or CYZ_KIBANA_USER/CYZ_KIBANA_PASSWORD;
+    CYZ_KIBANA_CA_CERTS and CYZ_KIBANA_VERIFY control TLS.
+    """
+    from cyz.kibana import KibanaError, default_files, env_settings, import_saved_objects
+
+    settings = env_settings()
+    url = url or settings.pop("kibana_url", None)
+    settings.pop("kibana_url", None)
+    if not url:
+        _fail("set CYZ_KIBANA_URL or pass --url")
+    try:
+        summary = import_saved_objects(url, list(files) or default_files(), space=space, **settings)
+    except KibanaError as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        _print_json(summary)
+    else:
+        out.print(f"imported {summary['successCount']} saved object(s) into {url}")
+
+
 @main.command()
 def schedule() -> None:
     """Run the long-lived scheduler (nightly crawl). Same as `python scheduler.py`."""
