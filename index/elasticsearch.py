@@ -93,4 +93,4 @@ class ElasticsearchClient(Client):
 
 
 def open_elasticsearch(data_dir: Path) -> SearchEngine:
-    return SearchEngine(ElasticsearchClient.from_env(), data_dir)
+    return SearchEngine(ElasticsearchClient.from_env(), data_dir, os.environ.get("CYZ_INDEX_PREFIX") or "cyz")

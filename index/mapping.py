@@ -126,10 +126,10 @@ def _settings(default_fields: list[str]) -> dict:
     }
 
 
-def article_template() -> dict:
+def article_template(alias: str = ARTICLES) -> dict:
     """Index template for `cyz-articles-v*` (body of PUT _index_template/cyz-articles)."""
     return {
-        "index_patterns": [f"{ARTICLES}-v*"],
+        "index_patterns": [f"{alias}-v*"],
         "priority": 100,
         "template": {
             "settings": {"index": _settings(["title", "text", "title_zh", "text_zh"])},
@@ -139,9 +139,9 @@ def article_template() -> dict:
     }
 
 
-def event_template() -> dict:
+def event_template(alias: str = EVENTS) -> dict:
     return {
-        "index_patterns": [f"{EVENTS}-v*"],
+        "index_patterns": [f"{alias}-v*"],
         "priority": 100,
         "template": {
             "settings": {"index": _settings(["title", "sentence"])},
@@ -151,7 +151,9 @@ def event_template() -> dict:
     }
 
 
-TEMPLATES = {ARTICLES: article_template, EVENTS: event_template}
+def index_names(prefix: str = "cyz") -> tuple[str, str]:
+    """The article and event aliases for an index prefix (`CYZ_INDEX_PREFIX`, default cyz)."""
+    return f"{prefix}-articles", f"{prefix}-events"
 
 
 def event_documents(record: dict) -> list[dict]:

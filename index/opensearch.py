@@ -80,4 +80,4 @@ class OpenSearchClient(Client):
 
 
 def open_opensearch(data_dir: Path) -> SearchEngine:
-    return SearchEngine(OpenSearchClient.from_env(), data_dir)
+    return SearchEngine(OpenSearchClient.from_env(), data_dir, os.environ.get("CYZ_INDEX_PREFIX") or "cyz")

@@ -20,11 +20,11 @@ from pathlib import Path
 from cyz.index import dsl
 from cyz.index.base import Engine, Filters, Hit, SearchRequest, SearchResult
 from cyz.index.mapping import (
-    ARTICLES,
-    EVENTS,
     MAPPING_VERSION,
-    TEMPLATES,
+    article_template,
     event_documents,
+    event_template,
+    index_names,
     versioned,
 )
 from cyz.index.spool import MAX_ATTEMPTS, Spool
@@ -84,10 +84,14 @@ class Client:
 
 
 class SearchEngine(Engine):
-    def __init__(self, client: Client, data_dir: Path):
+    def __init__(self, client: Client, data_dir: Path, prefix: str = "cyz"):
         self.client = client
         self.name = client.name
-        self.spool = Spool(data_dir, client.name)
+        # Aliases: `cyz-articles` and `cyz-events` unless another prefix is configured.
+        self.articles, self.events = index_names(prefix)
+        self.templates = {self.articles: article_template(self.articles),
+                          self.events: event_template(self.events)}
+        self.spool = Spool(data_dir, client.name if prefix == "cyz" else f"{client.name}-{prefix}")
         self.online = False
         self._initialised = False
 
@@ -99,8 +103,8 @@ class SearchEngine(Engine):
             return
         self._initialised = True
         try:
-            for alias, template in TEMPLATES.items():
-                self.client.request("PUT", f"/_index_template/{alias}", template())
+            for alias, template in self.templates.items():
+                self.client.request("PUT", f"/_index_template/{alias}", template)
                 if not self._alias_targets(alias):
                     self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
                                         {"aliases": {alias: {}}})
@@ -146,10 +150,10 @@ class SearchEngine(Engine):
         by_id = {r["id"]: r for r in records}
         try:
             # An article's events are replaced whole: drop the old ones first.
-            self.client.request("POST", f"/{EVENTS}/_delete_by_query",
+            self.client.request("POST", f"/{self.events}/_delete_by_query",
                                 {"query": {"terms": {"article_id": list(by_id)}}},
                                 params={"conflicts": "proceed", "refresh": "false"})
-            failures = list(self.client.bulk(_actions(records)))
+            failures = list(self.client.bulk(_actions(records, self.articles, self.events)))
         except EngineUnavailable as exc:
             self.online = False
             log.warning("%s went away during a write (%s): spooling", self.name, exc)
@@ -157,7 +161,7 @@ class SearchEngine(Engine):
         failed: dict[str, list[dict]] = {}
         for failure in failures:
             # bulk answers name the concrete index (cyz-events-v1), not the alias
-            is_event = failure.index.startswith(EVENTS)
+            is_event = failure.index.startswith(self.events)
             article_id = failure.doc_id.rsplit("-", 1)[0] if is_event else failure.doc_id
             record = by_id.pop(article_id, None)
             if record is not None:
@@ -198,10 +202,10 @@ class SearchEngine(Engine):
         ids = list(ids)
         if not ids:
             return 0
-        self.client.request("POST", f"/{EVENTS}/_delete_by_query",
+        self.client.request("POST", f"/{self.events}/_delete_by_query",
                             {"query": {"terms": {"article_id": ids}}},
                             params={"conflicts": "proceed", "refresh": "true"})
-        result = self.client.request("POST", f"/{ARTICLES}/_delete_by_query",
+        result = self.client.request("POST", f"/{self.articles}/_delete_by_query",
                                      {"query": {"ids": {"values": ids}}},
                                      params={"conflicts": "proceed", "refresh": "true"})
         return int(result.get("deleted", 0))
@@ -213,7 +217,7 @@ class SearchEngine(Engine):
             self._initialised = False
             self.init()
         if self.online:
-            self.client.request("POST", f"/{ARTICLES},{EVENTS}/_refresh")
+            self.client.request("POST", f"/{self.articles},{self.events}/_refresh")
             self.spool.note_flush()
 
     # -- reading -------------------------------------------------------------------
@@ -222,7 +226,7 @@ class SearchEngine(Engine):
         if not self.online:
             return None
         try:
-            return self.client.request("GET", f"/{ARTICLES}/_doc/{record_id}")["_source"]
+            return self.client.request("GET", f"/{self.articles}/_doc/{record_id}")["_source"]
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -230,21 +234,21 @@ class SearchEngine(Engine):
 
     def search(self, request: SearchRequest) -> SearchResult:
         self._require_online()
-        result = self.client.request("POST", f"/{ARTICLES}/_search", dsl.search_body(request))
+        result = self.client.request("POST", f"/{self.articles}/_search", dsl.search_body(request))
         hits = [Hit(h["_source"], float(h.get("_score") or 0.0), dsl.snippet_from(h))
                 for h in result["hits"]["hits"]]
         return SearchResult(int(result["hits"]["total"]["value"]), hits)
 
     def count(self, filters: Filters | None = None) -> int:
         self._require_online()
-        return int(self.client.request("POST", f"/{ARTICLES}/_count",
+        return int(self.client.request("POST", f"/{self.articles}/_count",
                                        dsl.count_body(filters))["count"])
 
     def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
         self._require_online()
         body = {**dsl.count_body(filters), "size": 500, "sort": [{"id": "asc"}]}
         while True:
-            hits = self.client.request("POST", f"/{ARTICLES}/_search", body)["hits"]["hits"]
+            hits = self.client.request("POST", f"/{self.articles}/_search", body)["hits"]["hits"]
             yield from (h["_source"] for h in hits)
             if len(hits) < body["size"]:
                 return
@@ -256,7 +260,7 @@ class SearchEngine(Engine):
         info = {"engine": self.name, "online": self.online, "spooled": len(self.spool),
                 "rejected": self.spool.rejected_count(), "last_flush": self.spool.last_flush()}
         if self.online:
-            for alias in TEMPLATES:
+            for alias in self.templates:
                 info[alias] = {
                     "current": self._alias_targets(alias),
                     "versions": {index: self._doc_count(index) for index in self._versions(alias)},
@@ -282,7 +286,7 @@ class SearchEngine(Engine):
         self._require_online()
         say = progress or log.info
         moved = {}
-        for alias in TEMPLATES:
+        for alias in self.templates:
             (old,) = self._alias_targets(alias) or (None,)
             versions = self._versions(alias)
             new = versioned(alias, max([_version_number(v) for v in versions] + [0]) + 1)
@@ -316,8 +320,8 @@ def _version_number(index: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _actions(records: list[dict]) -> Iterator[dict]:
+def _actions(records: list[dict], articles: str, events: str) -> Iterator[dict]:
     for record in records:
-        yield {"_op_type": "index", "_index": ARTICLES, "_id": record["id"], "_source": record}
+        yield {"_op_type": "index", "_index": articles, "_id": record["id"], "_source": record}
         for doc in event_documents(record):
-            yield {"_op_type": "index", "_index": EVENTS, "_id": doc["event_id"], "_source": doc}
+            yield {"_op_type": "index", "_index": events, "_id": doc["event_id"], "_source": doc}

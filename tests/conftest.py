@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opensearch_node import opensearch_url  # noqa: F401  (session fixture, tests/opensearch_node.py)
 
 from cyz.demo.server import SiteServer
 
