@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """A configuration file is unreadable or invalid; the message names file, entry and field."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cyz import paths
@@ -23,7 +24,7 @@ def _print_json(data: object) -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     sys.exit(code)
 
 
@@ -60,7 +61,19 @@ def _date(ctx, param, value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date like 2024-12-05") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cyz(click.Group):
+    """Known failures end with one clear line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from cyz.index.search_engine import ApiError, EngineMisconfigured, EngineUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, ApiError, EngineMisconfigured, EngineUnavailable) as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Cyz, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cyz")
 def main() -> None:
     """cyz monitors Chinese government and news sites for cooperation between

@@ -61,8 +61,18 @@ def crawl(
     settings_overrides: dict | None = None,
     progress=None,
 ) -> RunSummary:
-    """Crawl `sources` once into the index of `data_dir`; returns the run summary."""
+    """Crawl `sources` once into the index of `data_dir`; returns the run summary.
+
+    The engine is opened here first, so a configuration error stops the run before any
+    request; an engine that is merely down does not (records are spooled)."""
     from cyz.crawler.run import run_crawl
+    from cyz.index import open_engine
+
+    check = open_engine(engine, data_dir)
+    try:
+        check.init()
+    finally:
+        check.close()
 
     overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir), **(settings_overrides or {})}
     stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from cyz.config import ConfigError
 from cyz.index.search_engine import (
     BULK_CHUNK,
     BULK_MAX_BYTES,
@@ -17,6 +18,7 @@ from cyz.index.search_engine import (
     ApiError,
     BulkFailure,
     Client,
+    EngineMisconfigured,
     EngineUnavailable,
     SearchEngine,
 )
@@ -36,6 +38,25 @@ class ElasticsearchClient(Client):
     def __init__(self, es):
         self.es = es
 
+    def _translate(self, exc: Exception, what: str) -> Exception:
+        """Our error for one of the client library's."""
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout, TlsError
+        from elasticsearch import ApiError as EsApiError
+        from elasticsearch import UnsupportedProductError
+
+        if isinstance(exc, UnsupportedProductError):
+            return EngineMisconfigured(f"{what}: the server at CYZ_ES_URL is not Elasticsearch "
+                                       f"({exc.message})")
+        if isinstance(exc, TlsError):
+            return EngineMisconfigured(f"{what}: TLS verification failed ({exc}); "
+                                       "set CYZ_ES_CA_CERTS to the cluster's CA certificate")
+        if isinstance(exc, EsApiError):
+            return ApiError(exc.meta.status, exc.body, what)
+        if isinstance(exc, TransportConnectionError | ConnectionTimeout):
+            return EngineUnavailable(f"{what}: {exc}")
+        return exc
+
     @classmethod
     def from_env(cls, environ: dict | None = None) -> ElasticsearchClient:
         from elasticsearch import Elasticsearch
@@ -43,7 +64,7 @@ class ElasticsearchClient(Client):
         env = os.environ if environ is None else environ
         url = env.get("CYZ_ES_URL")
         if not url:
-            raise ValueError("CYZ_ENGINE=elasticsearch needs CYZ_ES_URL (e.g. https://localhost:9200)")
+            raise ConfigError("CYZ_ENGINE=elasticsearch needs CYZ_ES_URL (e.g. https://localhost:9200)")
         options: dict = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 2}
         if env.get("CYZ_ES_API_KEY"):
             options["api_key"] = env["CYZ_ES_API_KEY"]
@@ -57,23 +78,20 @@ class ElasticsearchClient(Client):
 
     def request(self, method: str, path: str, body: object = None,
                 params: dict | None = None) -> dict:
-        from elastic_transport import ConnectionError as TransportConnectionError
-        from elastic_transport import ConnectionTimeout
+        from elastic_transport import TransportError
         from elasticsearch import ApiError as EsApiError
 
         try:
             response = self.es.perform_request(method, path, params=params, body=body,
                                                headers=_JSON if body is not None else
                                                {"accept": "application/json"})
-        except EsApiError as exc:
-            raise ApiError(exc.meta.status, exc.body, f"{method} {path}") from None
-        except (TransportConnectionError, ConnectionTimeout) as exc:
-            raise EngineUnavailable(str(exc)) from None
+        except (EsApiError, TransportError) as exc:
+            raise self._translate(exc, f"{method} {path}") from None
         return response.body if isinstance(response.body, dict) else {}
 
     def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
-        from elastic_transport import ConnectionError as TransportConnectionError
-        from elastic_transport import ConnectionTimeout
+        from elastic_transport import TransportError
+        from elasticsearch import UnsupportedProductError
         from elasticsearch.helpers import streaming_bulk
 
         try:
@@ -83,10 +101,12 @@ class ElasticsearchClient(Client):
                     initial_backoff=1, max_backoff=30, yield_ok=False,
                     retry_on_status=(429, 502, 503, 504)):
                 info = next(iter(item.values()))
+                if isinstance(info.get("exception"), UnsupportedProductError):
+                    raise info["exception"]
                 yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
                                   info.get("status"), str(info.get("error"))[:500])
-        except (TransportConnectionError, ConnectionTimeout) as exc:
-            raise EngineUnavailable(str(exc)) from None
+        except (UnsupportedProductError, TransportError) as exc:
+            raise self._translate(exc, "bulk") from None
 
     def close(self) -> None:
         self.es.close()

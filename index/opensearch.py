@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from cyz.config import ConfigError
 from cyz.index.elasticsearch import _flag
 from cyz.index.search_engine import (
     BULK_CHUNK,
@@ -18,6 +19,7 @@ from cyz.index.search_engine import (
     ApiError,
     BulkFailure,
     Client,
+    EngineMisconfigured,
     EngineUnavailable,
     SearchEngine,
 )
@@ -36,7 +38,7 @@ class OpenSearchClient(Client):
         env = os.environ if environ is None else environ
         url = env.get("CYZ_OPENSEARCH_URL")
         if not url:
-            raise ValueError("CYZ_ENGINE=opensearch needs CYZ_OPENSEARCH_URL (e.g. http://localhost:9200)")
+            raise ConfigError("CYZ_ENGINE=opensearch needs CYZ_OPENSEARCH_URL (e.g. http://localhost:9200)")
         options: dict = {"timeout": 30, "retry_on_timeout": True, "max_retries": 2}
         if env.get("CYZ_OPENSEARCH_USER"):
             options["http_auth"] = (env["CYZ_OPENSEARCH_USER"], env.get("CYZ_OPENSEARCH_PASSWORD", ""))
@@ -49,12 +51,15 @@ class OpenSearchClient(Client):
     def request(self, method: str, path: str, body: object = None,
                 params: dict | None = None) -> dict:
         from opensearchpy import ConnectionError as OsConnectionError
-        from opensearchpy import TransportError
+        from opensearchpy import SSLError, TransportError
 
         try:
             result = self.os.transport.perform_request(method, path, params=params, body=body)
+        except SSLError as exc:
+            raise EngineMisconfigured(f"{method} {path}: TLS verification failed ({exc}); set "
+                                      "CYZ_OPENSEARCH_CA_CERTS to the cluster's CA") from None
         except OsConnectionError as exc:  # includes timeouts
-            raise EngineUnavailable(str(exc)) from None
+            raise EngineUnavailable(f"{method} {path}: {exc}") from None
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             raise ApiError(status, exc.info, f"{method} {path}") from None
@@ -62,6 +67,7 @@ class OpenSearchClient(Client):
 
     def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
         from opensearchpy import ConnectionError as OsConnectionError
+        from opensearchpy import SSLError
         from opensearchpy.helpers import streaming_bulk
 
         try:
@@ -72,8 +78,10 @@ class OpenSearchClient(Client):
                 info = next(iter(item.values()))
                 yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
                                   info.get("status"), str(info.get("error"))[:500])
+        except SSLError as exc:
+            raise EngineMisconfigured(f"bulk: TLS verification failed ({exc})") from None
         except OsConnectionError as exc:
-            raise EngineUnavailable(str(exc)) from None
+            raise EngineUnavailable(f"bulk: {exc}") from None
 
     def close(self) -> None:
         self.os.close()

@@ -40,6 +40,11 @@ class EngineUnavailable(RuntimeError):
     """The engine cannot be reached (connection refused, timeout, DNS)."""
 
 
+class EngineMisconfigured(RuntimeError):
+    """The engine answers, but not as it must: wrong product, TLS verification failed.
+    Retrying cannot help, so this stops the run with the message instead of spooling."""
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, body: object, what: str):
         self.status, self.body = status, body

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cyz(*args: str, data_dir: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "CYZ_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
-    environ.pop("CYZ_ENGINE", None)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CYZ_ENGINE", "CYZ_INDEX"))}
+    environ.update({"CYZ_DATA_DIR": str(data_dir), "COLUMNS": "200", **env})
     proc = subprocess.run([sys.executable, "-m", "cyz.cli", *args], capture_output=True,
                           text=True, env=environ, cwd=REPO, timeout=600)
     if check and proc.returncode != 0:
@@ -154,3 +154,13 @@ def test_sources_check_through_an_http_proxy(tmp_path, site_server):
     for rec in report["records"]:
         assert rec["source_id"] == "demo-qianxin" and rec["origin"] and len(rec["text"]) > 200
     assert not (tmp_path / "index.sqlite3").exists()  # nothing stored in the data dir
+
+
+def test_engine_misconfiguration_is_one_clear_line(tmp_path):
+    missing = cyz("search", "遵义", data_dir=tmp_path, check=False, CYZ_ENGINE="elasticsearch",
+                  CYZ_ES_URL="")
+    assert missing.returncode == 2 and "CYZ_ES_URL" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    down = cyz("search", "遵义", data_dir=tmp_path, check=False, CYZ_ENGINE="opensearch",
+               CYZ_OPENSEARCH_URL="http://127.0.0.1:9")
+    assert down.returncode == 2 and "unreachable" in down.stderr and "Traceback" not in down.stderr
