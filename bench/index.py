@@ -480,8 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opensearch-url", default="http://127.0.0.1:9201")
     parser.add_argument("--seed", type=int, default=20241205)
     args = parser.parse_args(argv)
-    # SIGTERM cleans up like Ctrl-C does.
+    # SIGTERM (and SIGINT, even where the shell started us ignoring it) cleans up like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
     began = time.perf_counter()
     url = args.opensearch_url.rstrip("/")
