@@ -66,6 +66,7 @@ BASE_SETTINGS: dict[str, Any] = {
         "cyz.crawler.run.ProgressExtension": 500,
     },
     "CYZ_MAX_PAGES": 0,  # article pages per run; 0 = no cap
+    "CYZ_WORKERS": 0,  # extraction worker processes; 0 = one per core, 1 = in-process
     # JS-pager pages generated per list (newest first). max_depth cannot bound them (they
     # are all one hop from the list), and a nightly run needs only the recent pages.
     "CYZ_PAGER_LIMIT": 20,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from cyz.config import Source
 from cyz.index import open_engine
-from cyz.pipelines.archive import RawArchive
+from cyz.pipelines.archive import RawArchive, RawPage
 from cyz.pipelines.dedupe import ReprintIndex
 from cyz.pipelines.page import build_record
 from cyz.pipelines.store import RecordWriter, apply_placement
+from cyz.pipelines.workers import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,24 @@ def _source_for(raw_source_id: str, configured: dict[str, Source], old: dict | N
         region=old.get("source_region", ""), encoding=None, body_selector=None)
 
 
+def _job(raw: RawPage, source: Source | None) -> dict:
+    return build_record(raw.body, raw.url, source=source, http_charset=raw.http_charset,
+                        fetched_at=raw.fetched_at)
+
+
+def _in_flight(pool: ProcessPoolExecutor, pages: Iterator[RawPage], writer: RecordWriter,
+               configured: dict[str, Source], window: int) -> Iterator[tuple[RawPage, dict | None, Future]]:
+    """(page, its current record, future of its new record), keeping at most `window`
+    pages in the workers, in archive order, so memory stays flat."""
+    pending: deque = deque()
+    for raw in pages:
+        old = writer.get(raw.id)
+        pending.append((raw, old, pool.submit(_job, raw, _source_for(raw.source_id, configured, old))))
+        if len(pending) >= window:
+            yield pending.popleft()
+    yield from pending
+
+
 def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | None = None,
               engine_name: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Re-run the pipeline on every archived page (of `source_ids`); returns counts."""
@@ -40,12 +62,13 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
     writer = RecordWriter(engine)
     configured = {s.id: s for s in sources}
     counts = {"reextracted": 0, "failed": 0}
+    pool = ProcessPoolExecutor(max_workers=default_workers(),
+                               mp_context=multiprocessing.get_context("spawn"))
     try:
-        for raw in archive.iter_pages(source_ids):
-            old = writer.get(raw.id)
+        pages = archive.iter_pages(source_ids)
+        for raw, old, future in _in_flight(pool, pages, writer, configured, 4 * default_workers()):
             try:
-                record = build_record(raw.body, raw.url, source=_source_for(raw.source_id, configured, old),
-                                      http_charset=raw.http_charset, fetched_at=raw.fetched_at)
+                record = future.result()
             except Exception as exc:  # one bad page must not stop the run
                 log.error("re-extraction failed for %s: %s", raw.url, exc)
                 counts["failed"] += 1
@@ -63,6 +86,7 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
         writer.flush()
         engine.refresh()
     finally:
+        pool.shutdown(cancel_futures=True)
         engine.close()
         archive.close()
         reprints.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cyz.crawler.items import PageItem
 from cyz.crawler.state import CrawlState, body_hash
-from cyz.pipelines.page import build_record
+from cyz.pipelines.workers import ExtractionPool
 from cyz.record import PIPELINE_VERSION, article_id
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,18 @@ class ProcessPipeline:
         self.crawler = crawler
         self.stats = crawler.stats
         self.state = CrawlState(Path(crawler.settings["CYZ_DATA_DIR"]))
+        workers = crawler.settings.getint("CYZ_WORKERS")  # 0: one per core
+        self.pool = ExtractionPool(workers or None)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     def close_spider(self) -> None:
+        self.pool.close()
         self.state.close()
 
-    def process_item(self, page: PageItem) -> ArticleItem:
+    async def process_item(self, page: PageItem) -> ArticleItem:
         if page.status == 304:
             self.stats.inc_value("cyz/unchanged")
             return ArticleItem(page, "unchanged")
@@ -56,8 +59,9 @@ class ProcessPipeline:
             return ArticleItem(page, "unchanged")
         source = self.crawler.spider.sources[page.source_id].source
         try:
-            record = build_record(page.body, page.url, source=source,
-                                  http_charset=page.http_charset, fetched_at=page.fetched_at)
+            record = await self.pool.build_record(page.body, page.url, source=source,
+                                                  http_charset=page.http_charset,
+                                                  fetched_at=page.fetched_at)
         except Exception as exc:  # one page the pipeline cannot handle must not stop the crawl
             log.error("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
             self.stats.inc_value("cyz/failed/extraction_error")

@@ -107,6 +107,18 @@ def test_reprints_share_a_cluster(demo_run):
         assert sum(m["is_first_in_cluster"] for m in members) == 1
 
 
+def test_reextract_rebuilds_records_from_the_archive_without_fetching(demo_run):
+    data_dir, _ = demo_run
+    before = {r["id"]: r for r in search_json(data_dir, "", "--source", "demo-qianxin")["results"]}
+    proc = cyz("reextract", "--source", "demo-qianxin", data_dir=data_dir)  # no server running
+    assert f"re-extracted {len(before)} page(s), 0 failed" in proc.stdout
+    after = {r["id"]: r for r in search_json(data_dir, "", "--source", "demo-qianxin")["results"]}
+    assert after.keys() == before.keys()
+    for rid, rec in after.items():
+        assert rec["text"] == before[rid]["text"] and rec["crawled_at"] == before[rid]["crawled_at"]
+        assert rec["cluster_id"] == before[rid]["cluster_id"]
+
+
 def test_demo_clean_removes_demo_records(tmp_path, demo_run):
     data_dir, _ = demo_run
     cleaned = cyz("demo", "--clean", data_dir=data_dir)
