@@ -2,13 +2,16 @@
 
 Run from the repository root: ``python bench/extract.py [-v]``. Prints a markdown
 table with cyz and trafilatura's defaults measured in the same run, plus
-readability-lxml and GNE rows when those packages are importable.
+readability-lxml and GNE rows when those packages are importable and a news-please
+row when its separate virtualenv exists (``NEWSPLEASE_PYTHON``, default /tmp/np-venv).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -112,6 +115,53 @@ def gne_extractor(html: str, body: bytes) -> dict:
             "date": data.get("publish_time") or None}
 
 
+# news-please pins packages of its own (newspaper4k, boto3, psycopg2, ...), so it lives
+# in a separate virtualenv and is called once for all pages through a subprocess.
+NEWSPLEASE_PYTHON = Path(os.environ.get("NEWSPLEASE_PYTHON", "/tmp/np-venv/bin/python"))
+_NEWSPLEASE_SCRIPT = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from newsplease import NewsPlease
+out = []
+for html in json.load(sys.stdin):
+    try:
+        art = NewsPlease.from_html(html, url=None, fetch_images=False)
+        date = art.date_publish.isoformat() if art.date_publish else None
+        out.append({"text": art.maintext or "", "title": art.title, "date": date})
+    except Exception as exc:
+        out.append({"text": "", "title": None, "date": None, "error": repr(exc)})
+json.dump(out, sys.stdout)
+"""
+
+
+def newsplease_available() -> bool:
+    if not NEWSPLEASE_PYTHON.exists():
+        return False
+    probe = subprocess.run([str(NEWSPLEASE_PYTHON), "-c", "import newsplease"],
+                           capture_output=True, timeout=120)
+    return probe.returncode == 0
+
+
+class NewsPleaseBatch:
+    """Runs news-please over every page in one subprocess on the first call."""
+
+    def __init__(self, pages: list[dict]):
+        self.pages = pages
+        self.results: dict[str, dict] | None = None
+
+    def __call__(self, html: str, body: bytes) -> dict:
+        if self.results is None:
+            from cyz.pipelines.decode import decode_html
+
+            htmls = [decode_html(p["body"])[0] for p in self.pages]
+            done = subprocess.run([str(NEWSPLEASE_PYTHON), "-c", _NEWSPLEASE_SCRIPT],
+                                  input=json.dumps(htmls), capture_output=True, text=True,
+                                  timeout=600)
+            outs = json.loads(done.stdout) if done.returncode == 0 else [{"text": ""}] * len(htmls)
+            self.results = dict(zip(htmls, outs, strict=True))
+        return self.results.get(html, {"text": "", "title": None, "date": None})
+
+
 def _importable(module: str) -> bool:
     try:
         __import__(module)
@@ -191,6 +241,11 @@ def main(argv: list[str]) -> int:
         extractors.append(("GNE", gne_extractor))
     else:
         print("note: gne not installed, row skipped", file=sys.stderr)
+    if newsplease_available():
+        extractors.append(("news-please", NewsPleaseBatch(pages)))
+    else:
+        print(f"note: news-please not found at {NEWSPLEASE_PYTHON} (python -m venv /tmp/np-venv && "
+              "/tmp/np-venv/bin/pip install news-please), row skipped", file=sys.stderr)
     results = [evaluate(name, fn, pages, verbose) for name, fn in extractors]
     print(table(results, len(pages)))
     return 0

@@ -6,6 +6,7 @@ unless the page itself gives an offset.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +64,27 @@ _URL_PATTERNS = (
 _URL_YEAR = re.compile(r"[/_-]((?:19|20)\d{2})(?:[/_\-]|\d{2}[/_\-])")
 _IMAGE_DATE = re.compile(
     r"((?:19|20)\d{2})-?(\d{2})-?(\d{2})[\w\-]*\.(?:jpe?g|png|gif|webp)", re.IGNORECASE
+)
+
+
+# Keys under which embedded page state (JSON in <script>, JS objects) carries the
+# publication time of the item; ISO strings or epoch seconds/milliseconds.
+STATE_KEYS = (
+    "publishDate", "publish_date", "publishTime", "publish_time", "publishedAt", "published_at",
+    "publishAt", "pubDate", "pub_date", "pubTime", "pub_time", "datePublished", "date_published",
+    "releaseDate", "release_date", "releaseTime", "release_time", "ctime",
+)
+_STATE_DATE = re.compile(
+    r"""(?<![\w$])["']?(?:""" + "|".join(STATE_KEYS) + r""")["']?\s*[:=]\s*["']?"""
+    r"""(?P<value>\d{10}(?:\d{3})?(?!\d)|(?:19|20)\d{2}[-/.年][^"',;}\]<>\n]{3,30})""",
+    re.IGNORECASE,
+)
+# Beyond this distance a date in the state is about some other item than the title's.
+_STATE_NEAR = 2000
+# Relative labels on feeds and self-media pages ("3小时前", "昨天 08:15").
+_RELATIVE = re.compile(
+    r"(?P<now>刚刚|剛剛)|(?P<n>\d{1,3})\s*(?P<unit>秒|分钟|分鐘|分|小时|小時|个小时|個小時|天)前"
+    r"|(?P<day>今天|今日|昨天|昨日|前天)\s*(?:(?P<h>\d{1,2})[:：](?P<mi>\d{2}))?"
 )
 
 
@@ -193,6 +215,83 @@ def text_candidates(
     return found
 
 
+def _title_anchor(title: str) -> re.Pattern | None:
+    """The title's first characters, whitespace-insensitive, as found in script text."""
+    key = re.sub(r"\s+", "", title or "")[:16]
+    if len(key) < 4:
+        return None
+    plain = r"\s*".join(re.escape(ch) for ch in key)
+    escaped = re.escape(json.dumps(key)[1:-1])  # "\u8fd0\u8425..." in ASCII-only JSON
+    return re.compile(f"{plain}|{escaped}", re.IGNORECASE)
+
+
+def state_date(state: str, title: str = "", limit: datetime | None = None) -> tuple[datetime, bool] | None:
+    """The publication time carried by embedded page state (JSON/JS in scripts).
+
+    Single-page apps ship the article as JSON; the same state often lists related
+    items with their own dates, so the date nearest to the page's title wins. With no
+    title in the state, dates are trusted only when they all fall on one day.
+    """
+    if not state:
+        return None
+    hits: list[tuple[int, datetime, bool]] = []
+    for match in _STATE_DATE.finditer(state):
+        parsed = parse_date(match.group("value"))
+        if not parsed or parsed[0].year < 1995 or (limit and parsed[0] > limit):
+            continue
+        hits.append((match.start(), *parsed))
+    if not hits:
+        return None
+    anchor = _title_anchor(title)
+    anchors = [m.start() for m in anchor.finditer(state)] if anchor else []
+    if anchors:
+        def closeness(hit: tuple[int, datetime, bool]) -> tuple[bool, int]:
+            # Same object first (no brace between date and title), then distance.
+            a = min(anchors, key=lambda x: abs(x - hit[0]))
+            between = state[min(a, hit[0]):max(a, hit[0])]
+            return bool(re.search(r"[{}]", between)), abs(a - hit[0])
+
+        pos, when, has_time = min(hits, key=closeness)
+        if closeness((pos, when, has_time))[1] <= _STATE_NEAR:
+            return when, has_time
+        return None
+    if len({h[1].astimezone(CST).date() for h in hits}) == 1:
+        return hits[0][1], hits[0][2]
+    return None
+
+
+def relative_date(text: str, fetched: datetime) -> tuple[datetime, bool] | None:
+    """A relative label on a short line ("刚刚", "5分钟前", "昨天 08:15") against the fetch time."""
+    if fetched.tzinfo is None:
+        fetched = fetched.replace(tzinfo=CST)
+    local = fetched.astimezone(CST)
+    for line in (text or "").splitlines():
+        line = line.strip()
+        # Body sentences ("三天前，…") are not labels; labels sit on short info lines.
+        if not line or len(line) > 40 or "。" in line or "，" in line:
+            continue
+        match = _RELATIVE.search(line)
+        if not match:
+            continue
+        if match.group("now"):
+            return local, True
+        if match.group("n"):
+            n = int(match.group("n"))
+            unit = match.group("unit")
+            if unit == "天":
+                return local - timedelta(days=n), False
+            seconds = {"秒": 1, "天": 86400}.get(unit, 3600 if "时" in unit or "時" in unit else 60)
+            return local - timedelta(seconds=n * seconds), True
+        back = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}[match.group("day")]
+        day = local - timedelta(days=back)
+        if match.group("h"):
+            when = _make(day.year, day.month, day.day, int(match.group("h")), int(match.group("mi")))
+            if when:
+                return when, True
+        return _make(day.year, day.month, day.day), False
+    return None
+
+
 def _normalize_meta(meta: Mapping[str, object] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (meta or {}).items():
@@ -210,12 +309,18 @@ def find_published(
     url: str | None = None,
     reference: datetime | None = None,
     context: str = "",
+    *,
+    state: str = "",
+    title: str = "",
+    fetched: datetime | None = None,
 ) -> str | None:
     """Best publication time as ISO 8601 (+08:00 unless the page gives a zone).
 
     `meta` maps lower-cased meta names/properties to their content; `text` is the
     part of the page where a date line is expected (header and first lines of the
-    article), in reading order.
+    article), in reading order. Order of trust: meta tags, a visible date line, the
+    URL, embedded script `state` (nearest to `title`), then relative labels
+    ("昨天 08:15") counted back from `fetched` (default: now).
     """
     reference = reference or datetime.now(CST)
     if reference.tzinfo is None:
@@ -252,6 +357,15 @@ def find_published(
         return iso(from_url)
     if best:
         return iso(best.when)
+    from_state = state_date(state, title, limit)
+    if from_state:
+        # State often holds UTC ("…T00:31:40.109Z"); the page's own day is Beijing's.
+        when = from_state[0].astimezone(CST)
+        if not (from_url and when.date() != from_url.date()):
+            return iso(when)
     if from_url:
         return iso(from_url)
+    relative = relative_date(text or "", fetched or datetime.now(CST))
+    if relative:
+        return iso(relative[0])
     return None

@@ -19,7 +19,7 @@ from datetime import datetime
 import lxml.html
 from lxml import etree
 
-from cyz.pipelines.dates import find_published, iso, parse_date
+from cyz.pipelines.dates import find_published, parse_date
 
 # ---------------------------------------------------------------- text helpers
 
@@ -217,6 +217,18 @@ class Line:
     heading: bool = False
 
 
+def _is_story_line(ln: Line) -> bool:
+    key = nospace(ln.text)
+    return (len(key) >= 40 and bool(re.search(r"[。！？]", key)) and ln.link_chars < 0.3 * len(key)
+            and not _TAIL_START.match(key) and not _MORE_LINK.search(key))
+
+
+def _story_follows(lines: list[Line], index: int) -> bool:
+    """Two story paragraphs right after a credit line: the credit sits mid-article."""
+    following = [ln for ln in lines[index + 1:index + 6] if nospace(ln.text)][:2]
+    return len(following) == 2 and all(_is_story_line(ln) for ln in following)
+
+
 def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dict[str, str]]:
     """Body lines and metadata fields from raw lines in reading order."""
     fields: dict[str, str] = {}
@@ -224,7 +236,7 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
     total = sum(len(nospace(ln.text)) for ln in lines) or 1
     seen_chars = 0
     out: list[str] = []
-    for ln in lines:
+    for index, ln in enumerate(lines):
         text = strip_pinyin(squash(ln.text))
         key = nospace(text)
         seen_chars += len(key)
@@ -235,7 +247,7 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
             for name, value in found.items():
                 fields.setdefault(name, value)
             # The editor credit closes an article; what follows is the site's.
-            if "editor" in found and out and seen_chars > 0.5 * total:
+            if "editor" in found and out and seen_chars > 0.5 * total and not _story_follows(lines, index):
                 break
             continue
         # Short markers ("举报", "往期") end the article only as lines of their own; a
@@ -347,6 +359,23 @@ def collect_script_vars(doc) -> dict[str, str]:
                 if isinstance(item, dict) and item.get("datePublished"):
                     found.setdefault("datepublished", str(item["datePublished"]))
     return found
+
+
+_STATE_LIMIT = 2_000_000
+
+
+def script_state(doc) -> str:
+    """Inline script text (embedded JSON/JS state), where single-page apps keep the item."""
+    parts: list[str] = []
+    size = 0
+    for el in doc.iter("script"):
+        code = el.text or ""
+        if code and not el.get("src"):
+            parts.append(code)
+            size += len(code)
+            if size > _STATE_LIMIT:
+                break
+    return "\n".join(parts)
 
 
 def clean_tree(doc) -> None:
@@ -593,14 +622,20 @@ def pick_title(doc, meta: dict[str, str], script_vars: dict[str, str]) -> str:
 # ---------------------------------------------------------------- origin
 
 _SELF_MEDIA_KEYS = ("nickname", "user_name")
-_ORIGIN_META = ("source", "og:source", "article:source", "mediaid", "media", "copyright_source")
+_ORIGIN_META = ("source", "og:source", "article:source", "contentsource", "mediaid", "media",
+                "copyright_source")
 
 
-def _header_lines(doc, body, title: str) -> list[str]:
-    """Page lines from the headline up to the start of the body (date/来源 lines live there)."""
+def page_lines(doc) -> list[str]:
+    """All text lines of the page, inline elements spaced (info bars)."""
     root = doc.find("body") if doc.find("body") is not None else doc
-    text_lines = [squash(ln.text) for ln in node_lines(root, spaced=True)]
-    text_lines = [t for t in text_lines if t]
+    return [t for t in (squash(ln.text) for ln in node_lines(root, spaced=True)) if t]
+
+
+def _header_lines(doc, body, title: str, text_lines: list[str] | None = None) -> list[str]:
+    """Page lines from the headline up to the start of the body (date/来源 lines live there)."""
+    if text_lines is None:
+        text_lines = page_lines(doc)
     body_lines = [nospace(ln.text) for ln in node_lines(body)]
     body_first = next((t for t in body_lines if len(t) >= 20), None)
     title_key = nospace(title)
@@ -638,7 +673,11 @@ def _footer_lines(doc, body, limit: int = 8) -> list[str]:
 _ANY_DATE = re.compile(
     r"(?:19|20)\d{2}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?"
     r"|(?<!\d)\d{1,2}[-/月]\d{1,2}日?\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
+    # Relative labels stand where the date would on feeds and self-media pages.
+    r"|刚刚|剛剛|(?<!\d)\d{1,3}\s*(?:秒|分钟|分鐘|小时|小時|个小时|個小時|天)前"
+    r"|(?:今天|昨天|前天)(?:\s*\d{1,2}[:：]\d{2})?"
 )
+_FOLLOW = re.compile(r"[+＋]?\s*(?:关注|關注|订阅|訂閱)")
 _NOT_OUTLET = re.compile(r"阅读|閱讀|评论|評論|分享|收藏|字号|字號|举报|舉報|关注|關注|浏览|瀏覽|点击|點擊|"
                          r"次|发布|發布|发表|發表|时间|時間|日期|星期|打印|纠错|[\d:：]{3,}")
 
@@ -659,8 +698,11 @@ def origin_near_date(header: list[str]) -> str | None:
     for i, line in enumerate(header[:12]):
         if not _ANY_DATE.search(line):
             continue
-        if i >= 2:  # header[0] is the headline itself
-            previous = header[i - 1].strip()
+        before = i - 1
+        if before >= 2 and _FOLLOW.fullmatch(header[before].strip()):
+            before -= 1  # "account / 关注 / date"
+        if before >= 1:  # header[0] is the headline itself
+            previous = header[before].strip()
             if _plausible_outlet(previous) and len(previous) <= 15 and not _ANY_DATE.search(previous):
                 return previous
         rest = _ANY_DATE.sub(" ", line)
@@ -671,7 +713,7 @@ def origin_near_date(header: list[str]) -> str | None:
         return None
     # Self-media pages: the account name sits on its own line before a follow button.
     for i, line in enumerate(header[1:12], start=1):
-        if re.fullmatch(r"[+＋]?\s*(?:关注|關注|订阅|訂閱)", line) and i >= 2:
+        if _FOLLOW.fullmatch(line) and i >= 2:
             previous = header[i - 1].strip()
             if _plausible_outlet(previous) and len(previous) <= 15:
                 return previous
@@ -726,6 +768,19 @@ def _byline_in_body(body: list[str], fields: dict[str, str]) -> None:
                 fields["author"] = value
                 return
 
+_DATE_LABEL = re.compile(r"^[\[【（(]?\s*(?:发布日期|發布日期|發佈日期|发布时间|發布時間|發佈時間|发表时间|發表時間|"
+                         r"发文日期|時間|时间|日期)\s*[:：]?\s*$")
+
+
+def labelled_dates(lines: list[str]) -> list[str]:
+    """"发布日期：" in one cell and the date in the next (disclosure tables), joined."""
+    found = []
+    for label, value in zip(lines, lines[1:], strict=False):
+        if _DATE_LABEL.match(label) and _ANY_DATE.match(value) and len(value) <= 30:
+            found.append(f"{label}{value}")
+    return found[:3]
+
+
 def _finish(title: str, body: list[str], fields: dict[str, str], published: str | None) -> Extracted:
     return Extracted(
         title=title,
@@ -737,37 +792,30 @@ def _finish(title: str, body: list[str], fields: dict[str, str], published: str 
     )
 
 
-def _fallback_iso(fallback_date: datetime | None) -> str | None:
-    if fallback_date is None:
-        return None
-    if fallback_date.tzinfo is None:
-        from cyz.pipelines.dates import CST
-        fallback_date = fallback_date.replace(tzinfo=CST)
-    return iso(fallback_date)
-
-
 def extract_html(
     html: str,
     url: str | None = None,
     body_selector: str | None = None,
-    fallback_date: datetime | None = None,
+    fetched: datetime | None = None,
 ) -> Extracted:
     doc = parse_document(html)
     if doc is None:
-        return Extracted("", "", _fallback_iso(fallback_date), None, None, None)
+        return Extracted("", "", None, None, None, None)
     meta = collect_meta(doc)
     script_vars = collect_script_vars(doc)
     title = pick_title(doc, meta, script_vars)
+    state = script_state(doc)
     clean_tree(doc)
 
     body = choose_body(doc, body_selector)
-    header_lines = _header_lines(doc, body, title)
+    all_lines = page_lines(doc)
+    header_lines = _header_lines(doc, body, title, all_lines)
     header = "\n".join(header_lines)
     # Time/date elements anywhere (some templates put the date under the article).
     dated = [squash(el.text_content()) for el in doc.xpath(
         "//*[re:test(concat(@class,' ',@id),'time|date|pub','i')]",
         namespaces={"re": "http://exslt.org/regular-expressions"})]
-    dated = [t for t in dated if 6 <= len(t) <= 60]
+    dated = [t for t in dated if 6 <= len(t) <= 60] + labelled_dates(all_lines)
     _prune_boilerplate(body)
     lines = node_lines(body)
     ours, fields = apply_line_rules(lines, title)
@@ -821,7 +869,7 @@ def extract_html(
     for key in ("og:time", "og:time "):
         if key in meta:
             date_meta.setdefault("pubdate", meta[key])
-    reference = fallback_date
+    reference = fetched
     for key in ("article:modified_time", "og:updated_time", "dateupdate", "datemodified",
                 "lastmodifiedtime", "weibo: article:update_at"):
         parsed = parse_date(meta.get(key, ""))
@@ -830,16 +878,16 @@ def extract_html(
             break
     published = find_published(
         date_meta, header + "\n" + "\n".join(ours[:3]) + "\n" + "\n".join(dated[:10]), url,
-        reference, context=html)
-    return _finish(title, ours, fields, published or _fallback_iso(fallback_date))
+        reference, context=html, state=state, title=title, fetched=fetched)
+    return _finish(title, ours, fields, published)
 
 
-def extract_text(text: str, url: str | None = None, fallback_date: datetime | None = None) -> Extracted:
+def extract_text(text: str, url: str | None = None, fetched: datetime | None = None) -> Extracted:
     text = strip_pinyin(text or "")
     raw = [squash(t) for t in text.splitlines()]
     raw = [t for t in raw if t]
     if not raw:
-        return Extracted("", "", _fallback_iso(fallback_date), None, None, None)
+        return Extracted("", "", None, None, None, None)
     title = ""
     # The title is the first line that is neither navigation nor a sentence.
     for i, first in enumerate(raw[:5]):
@@ -850,7 +898,9 @@ def extract_text(text: str, url: str | None = None, fallback_date: datetime | No
             raw = raw[:i] + raw[i + 1:]
         break
     # Header: lines before the first real paragraph carry the date line, 来源 and nav.
-    start = next((i for i, t in enumerate(raw) if len(t) >= 40 and PUNCT.search(t)), 0)
+    # A salutation ("各县、…人民政府，市直有关单位：") or any sentence also opens the body.
+    start = next((i for i, t in enumerate(raw) if (len(t) >= 40 and PUNCT.search(t)) or (
+        len(t) >= 10 and re.search(r"[，。；！？]", t) and not is_meta_line(t))), 0)
     header = raw[:start]
     fields: dict[str, str] = {}
     for line in header:
@@ -860,5 +910,6 @@ def extract_text(text: str, url: str | None = None, fallback_date: datetime | No
     for name, value in body_fields.items():
         fields.setdefault(name, value)
     _byline_in_body(body, fields)
-    published = find_published({}, "\n".join(header + body[:3]) + "\n" + text, url, fallback_date)
-    return _finish(title, body, fields, published or _fallback_iso(fallback_date))
+    published = find_published({}, "\n".join(header + body[:3]) + "\n" + text, url, fetched,
+                               fetched=fetched)
+    return _finish(title, body, fields, published)

@@ -36,7 +36,7 @@ def build_record(
     """Run the whole per-page pipeline on one fetched HTML page."""
     html, _encoding = decode_html(body, http_charset, source.encoding if source else None)
     extracted = extract_html(html, url, body_selector=source.body_selector if source else None,
-                             fallback_date=_parse_iso(fetched_at))
+                             fetched=_parse_iso(fetched_at))
     return _assemble(extracted, url, source, fetched_at, tagger)
 
 

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from cyz.pipelines.dates import CST, find_published, parse_date, url_date
+from cyz.pipelines.dates import CST, find_published, parse_date, state_date, url_date
 
 
 def test_meta_tag_with_zone():
@@ -64,3 +64,42 @@ def test_unix_timestamp_and_future_dates_ignored():
 def test_parse_date_does_not_mistake_time_for_zone():
     when, has_time = parse_date("2007-08-20-23:59:59")
     assert when.utcoffset().total_seconds() == 8 * 3600 and when.day == 20
+
+
+# ---------------------------------------------------------------- embedded state and relative labels
+
+STATE = """
+window.__STATE__ = {"related": [{"title": "另一条消息", "publishDate": "2019-09-05T02:00:00.000Z"}],
+  "item": {"createdAt": "2019-09-07T08:29:41.278Z", "publishDate": "2019-09-07T00:31:40.109Z",
+           "title": "遵义与重庆签订合作协议", "summary": "……"},
+  "more": [{"title": "第三条", "publish_time": 1567000000}]}
+"""
+
+
+def test_state_date_nearest_to_title_converted_to_beijing_time():
+    # Only a relative label is visible: the state's date beside the title wins.
+    got = find_published({}, "遵义与重庆签订合作协议\n昨天", None, state=STATE,
+                         title="遵义与重庆 签订合作协议", fetched=datetime(2026, 1, 1, tzinfo=CST))
+    assert got == "2019-09-07T08:31:40+08:00"
+
+
+def test_state_date_loses_to_a_visible_date_and_needs_an_anchor():
+    assert find_published({}, "2024-12-05 10:31 来源：遵义日报", None, state=STATE,
+                          title="遵义与重庆签订合作协议").startswith("2024-12-05")
+    # No title in the state and dates on several days: no evidence which is ours.
+    assert state_date(STATE, "完全不同的标题文字") is None
+    assert state_date('{"pubDate": 1733365860}', "")[0] == datetime(2024, 12, 5, 10, 31, tzinfo=CST)
+    assert state_date('var data = {ctime: "2024-12-05 10:31:00"};', "")[0].day == 5
+
+
+def test_relative_labels_count_back_from_fetch_time():
+    fetched = datetime(2024, 12, 5, 10, 30, tzinfo=CST)
+    assert find_published({}, "贵州日报 刚刚", None, fetched=fetched) == "2024-12-05T10:30:00+08:00"
+    assert find_published({}, "15分钟前", None, fetched=fetched) == "2024-12-05T10:15:00+08:00"
+    assert find_published({}, "来源：遵义日报 3小时前", None, fetched=fetched) == "2024-12-05T07:30:00+08:00"
+    assert find_published({}, "昨天 08:15", None, fetched=fetched) == "2024-12-04T08:15:00+08:00"
+    assert find_published({}, "前天", None, fetched=fetched).startswith("2024-12-03")
+    # A sentence in the body is not a label.
+    assert find_published({}, "三天前，2天前遵义与重庆签订了合作协议。", None, fetched=fetched) is None
+    # An absolute date anywhere beats a relative label.
+    assert find_published({}, "昨天 08:15\n2024-12-01 09:00", None, fetched=fetched).startswith("2024-12-01")

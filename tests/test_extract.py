@@ -83,7 +83,7 @@ def test_wechat_account_is_origin_without_source_line():
 
 
 def test_yearless_date_line_and_widget_tail():
-    ex = page("short_date.html", fallback_date=datetime(2024, 1, 1, tzinfo=CST))
+    ex = page("short_date.html", fetched=datetime(2024, 1, 1, tzinfo=CST))
     assert ex.published_at == "2020-12-14T06:22:48+08:00"
     assert ex.title == "川渝同奏产业交响曲"
     assert ex.origin == "重庆日报"
@@ -158,8 +158,9 @@ def test_realpages_quality_floor():
     spec.loader.exec_module(bench)
     pages = bench.load_pages(REALPAGES)
     result = bench.evaluate("cyz", bench.cyz_extractor, pages)
-    assert result["F1"] >= 0.9
-    assert result["F1 p10"] >= 0.8
-    assert result["title"] >= 0.9
-    assert result["date"] >= 0.85
-    assert result["origin"] >= 0.8
+    # The targets; date misses only other__1 (see bench/README.md).
+    assert result["F1"] >= 0.97
+    assert result["F1 p10"] >= 0.9
+    assert result["title"] >= 0.97
+    assert result["date"] >= 0.96
+    assert result["origin"] >= 0.9
