@@ -1,0 +1,789 @@
+"""Crawl throughput: raw Scrapy fetch rate, the full cyz pipeline, a re-crawl, memory.
+
+    python bench/crawl.py [--pages 2000] [--workdir DIR] [--seed N]
+    python bench/crawl.py --profile [--pages 200]      # pyinstrument top costs instead
+
+Generates a loopback site of N article pages of 100–200 KB each (heavy gov/news chrome
+around a 600–3,000-character Chinese article), serves it with `cyz.demo.server.SiteServer`
+and measures, in one run: a crawl that discards every item (Scrapy's own fetch rate), the
+full cyz crawl into a fresh SQLite index, `build_record` alone on one core, a second crawl
+over the unchanged site, the peak memory of the crawl processes, and news-please over the
+same article URLs when it is installed (see `NEWS_PLEASE_VENV`). Prints one markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH_SETTINGS: dict[str, Any] = {
+    # Loopback only: no politeness, as much concurrency as the crawler will use.
+    "CONCURRENT_REQUESTS": 32,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
+    "DOWNLOAD_DELAY": 0,
+    "DOWNLOAD_DELAY_JITTER": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "LOG_LEVEL": "ERROR",
+}
+EXTRACT_SAMPLE = 200  # pages for the one-core extraction rate
+PROFILE_SAMPLE = 50  # pages for the build_record profile
+NEWS_PLEASE_VENV = Path(os.environ.get("CYZ_NEWS_PLEASE_VENV", "/tmp/np-venv"))
+NEWS_PLEASE_SAMPLE = 300  # article URLs news-please fetches (it is much slower)
+
+# -- our own vocabulary for the generated prose ---------------------------------------------
+PLACES = ["遵义市", "汇川区", "红花岗区", "播州区", "仁怀市", "赤水市", "湄潭县", "习水县",
+          "重庆市", "两江新区", "綦江区", "永川区", "江北区", "成都市", "天府新区", "双流区",
+          "郫都区", "龙泉驿区"]
+FIELDS = ["白酒产业", "茶产业", "装备制造", "电子信息", "现代物流", "文化旅游", "数字经济",
+          "新能源汽车", "生物医药", "农产品加工", "职业教育", "医疗卫生", "生态环保", "内陆开放"]
+ORGS = ["市发展改革委", "市商务局", "市投资促进局", "市文化和旅游局", "市交通运输局",
+        "市农业农村局", "经开区管委会", "市工商联", "市科技局", "市教育局"]
+THINGS = ["物流园", "产业园", "合作示范区", "飞地园区", "数据中心", "冷链基地", "职教中心",
+          "检测中心", "孵化基地", "货运班列"]
+SENTENCES = [
+    "{date}，{place}{org}组织企业代表赴{place2}开展{field}对接活动，双方围绕{thing}建设深入交流。",
+    "会上，{place}与{place2}签署了{field}合作框架协议，总投资约{n}亿元。",
+    "据介绍，{thing}项目一期已于今年投入使用，预计带动就业{m}余人。",
+    "{org}负责人表示，将进一步发挥{place}区位优势，主动融入成渝地区双城经济圈建设。",
+    "近年来，{place}持续推进{field}提质增效，与{place2}的协作不断走深走实。",
+    "下一步，双方将建立常态化联络机制，定期会商{field}领域重点事项。",
+    "活动期间，参会人员实地考察了{place2}{thing}，详细了解运营模式和管理经验。",
+    "{place}{org}相关负责人介绍了本地{field}发展情况及招商引资优惠政策。",
+    "今年以来，{place}累计引进{field}项目{k}个，到位资金{n}亿元，同比增长{p}%。",
+    "与会代表一致认为，加强{field}协作对推动区域协调发展具有重要意义。",
+    "{place2}方面表示，愿与{place}在{thing}共建、人才交流等方面开展更多合作。",
+    "此次活动由{place}{org}主办，共有{k}家企业参加，现场达成合作意向{m}项。",
+    "按照计划，{thing}二期工程将于明年{month}月开工建设。",
+    "{place}将以此次合作为契机，推动{field}向高端化、智能化、绿色化方向发展。",
+]
+TITLES = [
+    "{place}与{place2}签署{field}合作协议",
+    "{place}{org}赴{place2}考察{thing}建设",
+    "{place2}代表团来{place}洽谈{field}合作",
+    "{place}{field}协作项目落地{place2}",
+    "{place}召开{field}对接会 推动融入双城经济圈",
+    "{place}{thing}一期建成投用",
+]
+NAMES = ["张明", "李华", "王芳", "刘洋", "陈静", "杨帆", "赵磊", "黄婷", "周强", "吴丹"]
+OUTLETS = ["遵义日报", "遵义市人民政府网", "重庆日报", "成都日报", "黔北新闻网", "新华网",
+           "本网", "汇川区融媒体中心"]
+MENU = ["首页", "政务公开", "新闻动态", "政务服务", "互动交流", "走进遵义", "专题专栏",
+        "政策文件", "数据开放", "公共服务", "营商环境", "办事指南"]
+SUBMENU = ["工作动态", "通知公告", "部门动态", "区县动态", "图片新闻", "视频新闻", "政策解读",
+           "规划计划", "财政信息", "人事信息", "统计信息", "应急管理", "重点领域", "建议提案",
+           "政府会议", "领导信息", "机构职能", "法规文件"]
+
+
+# -- the generated sites --------------------------------------------------------------------
+@dataclass
+class SiteSpec:
+    host: str
+    kind: str  # government (TRS body) | news
+    name: str
+    section: str  # path of the list pages
+    source_id: str
+
+
+SITES = [
+    SiteSpec("www.zunyi-bench.gov.cn", "government", "遵义市人民政府（基准）", "/xwdt/zyyw/",
+             "bench-gov"),
+    SiteSpec("news.qianbei-bench.com.cn", "news", "黔北新闻网（基准）", "/cyjj/", "bench-news"),
+]
+
+
+@dataclass
+class Page:
+    site: SiteSpec
+    path: str
+    published: datetime
+
+
+@dataclass
+class Generated:
+    sites_dir: Path
+    pages: list[Page]
+    list_pages: int
+    bytes: int
+    seconds: float
+
+    def article_files(self) -> list[Path]:
+        return [self.sites_dir / p.site.host / p.path.lstrip("/") for p in self.pages]
+
+    def url(self, page: Page) -> str:
+        return f"http://{page.site.host}{page.path}"
+
+
+class Writer:
+    """Fills templates from the vocabulary with one seeded RNG."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def fill(self, template: str, when: datetime) -> str:
+        r = self.rng
+        place, place2 = r.sample(PLACES, 2)
+        return template.format(
+            place=place, place2=place2, org=r.choice(ORGS), field=r.choice(FIELDS),
+            thing=r.choice(THINGS), n=round(r.uniform(0.5, 80), 1), m=r.randint(20, 900),
+            k=r.randint(3, 60), p=r.randint(2, 45), month=r.randint(1, 12),
+            date=f"{when.month}月{when.day}日")
+
+    def title(self, when: datetime) -> str:
+        return self.fill(self.rng.choice(TITLES), when)
+
+    def body(self, when: datetime) -> list[str]:
+        """Paragraphs totalling 600–3,000 characters."""
+        target = self.rng.randint(600, 3000)
+        paragraphs: list[str] = []
+        size = 0
+        while size < target:
+            para = "".join(self.fill(self.rng.choice(SENTENCES), when)
+                           for _ in range(self.rng.randint(2, 5)))
+            paragraphs.append(para)
+            size += len(para)
+        return paragraphs
+
+
+def _css(rng: random.Random, rules: int) -> str:
+    props = ["margin:0 auto", "padding:4px 8px", "color:#333", "font-size:14px",
+             "line-height:1.8", "background:#f5f5f5", "border-bottom:1px solid #ddd",
+             "float:left", "overflow:hidden", "text-align:center", "display:block",
+             "width:1200px", "height:36px", "position:relative", "font-family:微软雅黑"]
+    out = []
+    for i in range(rules):
+        sel = rng.choice([".nav", ".header", ".footer", ".list", ".side", ".main", ".box"])
+        sel += f" .{rng.choice(['item', 'con', 'tit', 'more', 'pic', 'txt'])}{i}"
+        out.append(f"{sel}{{{';'.join(rng.sample(props, rng.randint(3, 7)))}}}")
+    return "\n".join(out)
+
+
+def _js(rng: random.Random, functions: int) -> str:
+    out = []
+    for i in range(functions):
+        out.append(
+            f"function fn_{i}(el,opt){{var o=opt||{{}};if(!el){{return false;}}"
+            f"for(var k=0;k<{rng.randint(3, 30)};k++){{el.style.top=(k*{rng.randint(2, 9)})+'px';}}"
+            f"if(o.cb){{o.cb(el,'{rng.choice(SUBMENU)}');}}return true;}}")
+    return "\n".join(out)
+
+
+@dataclass
+class Chrome:
+    """One site's shared page furniture, built once; pages vary the lists around it."""
+
+    head: str
+    nav: str
+    footer: str
+    padding: list[str] = field(default_factory=list)  # inline JS data entries
+
+
+def _chrome(site: SiteSpec, rng: random.Random) -> Chrome:
+    head = (f"<style type=\"text/css\">\n{_css(rng, 260)}\n</style>\n"
+            f"<script type=\"text/javascript\">\n{_js(rng, 120)}\n</script>\n")
+    items = []
+    for i, top in enumerate(MENU):
+        subs = "".join(f'<li><a href="/col{i}/sub{j}/" target="_blank">{s}</a></li>'
+                       for j, s in enumerate(rng.sample(SUBMENU, rng.randint(8, 16))))
+        items.append(f'<li class="nav-item"><a href="/col{i}/">{top}</a>'
+                     f'<div class="subnav"><ul>{subs}</ul></div></li>')
+    nav = ('<div class="top-bar"><span>欢迎访问' + site.name + '</span><a href="/wza/">无障碍</a>'
+           '<a href="/lzb/">长者模式</a><a href="/en/">English</a></div>'
+           f'<div class="header"><div class="logo"><a href="/">{site.name}</a></div>'
+           '<form class="search" action="/search/"><input name="q" placeholder="请输入关键词">'
+           '<button>搜索</button></form></div>'
+           f'<div class="nav"><ul>{"".join(items)}</ul></div>')
+    groups = []
+    for g in ["国务院部门网站", "省级政府网站", "市州政府网站", "区县政府网站", "市直部门网站"]:
+        links = "".join(f'<li><a href="http://www.dept{k}.example.gov.cn/">{rng.choice(PLACES)}'
+                        f'{rng.choice(ORGS)}</a></li>' for k in range(rng.randint(20, 35)))
+        groups.append(f'<div class="links-group"><h4>{g}</h4><ul>{links}</ul></div>')
+    footer = ('<div class="footer"><div class="links">' + "".join(groups) + "</div>"
+              f"<p>主办单位：{site.name}办公室　承办单位：市大数据发展管理局</p>"
+              "<p>网站标识码：5203000001　黔ICP备00000000号　黔公网安备 52030202000000号</p>"
+              '<p><a href="/sitemap/">网站地图</a> | <a href="/contact/">联系我们</a> | '
+              '<a href="/privacy/">隐私声明</a></p></div>'
+              '<script type="text/javascript">var _stat=_stat||[];(function(){var s='
+              'document.createElement("script");s.src="/stat.js";document.body.appendChild(s);'
+              "})();</script>")
+    padding = [json.dumps({"id": k, "name": f"{rng.choice(PLACES)}{rng.choice(SUBMENU)}",
+                           "url": f"/zt/{k}/index.html", "icon": f"/images/zt{k % 40}.png",
+                           "desc": f"{rng.choice(FIELDS)}{rng.choice(THINGS)}专题"},
+                          ensure_ascii=False) for k in range(1400)]
+    return Chrome(head, nav, footer, padding)
+
+
+def _related(writer: Writer, pages: list[Page], when: datetime, n: int) -> str:
+    rng = writer.rng
+    picks = rng.sample(pages, min(n, len(pages)))
+    return "".join(f'<li><a href="{p.path}" title="{writer.title(when)}">{writer.title(when)}'
+                   f'</a><span>{p.published:%Y-%m-%d}</span></li>' for p in picks)
+
+
+def article_html(page: Page, siblings: list[Page], chrome: Chrome, writer: Writer) -> str:
+    rng = writer.rng
+    when = page.published
+    title = writer.title(when)
+    paragraphs = writer.body(when)
+    origin = rng.choice(OUTLETS)
+    editor = rng.choice(NAMES)
+    stamp = f"{when:%Y-%m-%d %H:%M}"
+    site = page.site
+    if site.kind == "government":
+        body = ('<div class="TRS_Editor"><div class="trs_paper_default">'
+                + "".join(f'<p style="text-indent:2em;">{p}</p>' for p in paragraphs)
+                + "</div></div>")
+        article = (f'<div class="article-con"><h1 class="title">{title}</h1>'
+                   f'<div class="info"><span>发布时间：{stamp}</span><span>来源：{origin}</span>'
+                   '<span class="font">字号：<a>大</a> <a>中</a> <a>小</a></span></div>'
+                   f'{body}<div class="editor">责任编辑：{editor}</div>')
+    else:
+        body = ('<div class="article">'
+                + "".join(f"<p>{p}</p>" for p in paragraphs) + "</div>")
+        article = (f'<div class="article-con"><h1>{title}</h1><div class="meta">'
+                   f'<span class="date">{stamp}</span><span class="source">来源：{origin}</span>'
+                   f'<span class="author">记者 {rng.choice(NAMES)}</span></div>{body}'
+                   f'<div class="editor">【责任编辑：{editor}】</div>')
+    share = ('<div class="share">分享到：<a class="wx">微信</a><a class="wb">微博</a>'
+             '<a class="qq">QQ空间</a><a href="javascript:window.print()">打印本页</a>'
+             '<a href="javascript:window.close()">关闭窗口</a></div>')
+    related = (f'<div class="related"><h3>相关阅读</h3><ul>{_related(writer, siblings, when, 15)}'
+               "</ul></div>")
+    side = "".join(f'<div class="side-box"><h3>{h}</h3><ul>{_related(writer, siblings, when, 10)}'
+                   "</ul></div>" for h in ("热点新闻", "专题专栏", "图片新闻"))
+    head = (f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+            f"<title>{title}_{site.name}</title>"
+            f'<meta name="ArticleTitle" content="{title}">'
+            f'<meta name="PubDate" content="{stamp}">'
+            f'<meta name="ContentSource" content="{origin}">'
+            f'<meta name="keywords" content="{rng.choice(FIELDS)},{rng.choice(PLACES)}">'
+            f'<meta name="description" content="{paragraphs[0][:80]}">')
+    html = [head, chrome.head, "</head><body>", chrome.nav,
+            f'<div class="location">当前位置：<a href="/">首页</a> &gt; '
+            f'<a href="{site.section}">新闻动态</a> &gt; 正文</div>',
+            f'<div class="main"><div class="left">{article}{share}{related}</div>'
+            f'<div class="side">{side}</div></div>', chrome.footer]
+    # Pad with the site's inline topic data to a size drawn from 100–200 KB, as real
+    # pages carry such JSON blobs for menus and carousels.
+    target = rng.randint(100_000, 200_000)
+    size = sum(len(s.encode("utf-8")) for s in html) + 60
+    entries: list[str] = []
+    k = rng.randrange(len(chrome.padding))
+    while size < target:
+        entry = chrome.padding[k % len(chrome.padding)]
+        entries.append(entry)
+        size += len(entry.encode("utf-8")) + 1
+        k += 1
+    html.append("<script>var ztData=[" + ",".join(entries) + "];</script></body></html>")
+    return "".join(html)
+
+
+def list_html(site: SiteSpec, pages: list[Page], index: int, total: int, chrome: Chrome) -> str:
+    def name(i: int) -> str:
+        return "index.html" if i == 0 else f"index_{i}.html"
+
+    items = "".join(f'<li><a href="{p.path}" target="_blank">{p.path.rsplit("/", 1)[1]}</a>'
+                    f"<span>{p.published:%Y-%m-%d}</span></li>" for p in pages)
+    # Every page number is a link, so all list pages are one hop from the first.
+    pager = "".join(f'<a href="{site.section}{name(i)}">{i + 1}</a>' for i in range(total))
+    return ("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+            f"<title>新闻动态_{site.name}</title>{chrome.head}</head><body>{chrome.nav}"
+            f'<div class="list"><ul>{items}</ul></div><div class="page">{pager}</div>'
+            f"{chrome.footer}</body></html>")
+
+
+def article_path(site: SiteSpec, when: datetime, n: int) -> str:
+    if site.kind == "government":
+        return f"{site.section}{when:%Y%m}/t{when:%Y%m%d}_{8_800_000 + n}.html"
+    return f"{site.section}{when:%Y-%m}/{when:%d}/content_{5_000 + n}.htm"
+
+
+def generate_site(root: Path, n_pages: int, seed: int) -> Generated:
+    """Write `root/<host>/...` for N article pages split over the sites; deterministic."""
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    writer = Writer(rng)
+    start = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
+    pages: list[Page] = []
+    per_site = {s.host: [] for s in SITES}
+    for n in range(n_pages):
+        site = SITES[n % len(SITES)]
+        when = start + timedelta(minutes=rng.randint(0, 700 * 24 * 60))
+        page = Page(site, article_path(site, when, n), when)
+        pages.append(page)
+        per_site[site.host].append(page)
+    total_bytes = 0
+    n_lists = 0
+    for site in SITES:
+        chrome = _chrome(site, rng)
+        site_dir = root / site.host
+        site_dir.mkdir(parents=True, exist_ok=True)
+        (site_dir / "robots.txt").write_text("User-agent: *\nAllow: /\n", encoding="utf-8")
+        own = sorted(per_site[site.host], key=lambda p: p.published, reverse=True)
+        for page in own:
+            target = site_dir / page.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = article_html(page, own, chrome, writer).encode("utf-8")
+            target.write_bytes(data)
+            total_bytes += len(data)
+        chunks = [own[i:i + 20] for i in range(0, len(own), 20)] or [[]]
+        for i, chunk in enumerate(chunks):
+            name = "index.html" if i == 0 else f"index_{i}.html"
+            target = site_dir / site.section.lstrip("/") / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(list_html(site, chunk, i, len(chunks), chrome), encoding="utf-8")
+        n_lists += len(chunks)
+    return Generated(root, pages, n_lists, total_bytes, time.perf_counter() - started)
+
+
+def sources_for() -> list[Any]:
+    from cyz.config import Source
+
+    out = []
+    for site in SITES:
+        pattern = (r"/\d{6}/t\d{8}_\d+\.html$" if site.kind == "government"
+                   else r"/\d{4}-\d{2}/\d{2}/content_\d+\.htm$")
+        out.append(Source(
+            id=site.source_id, name=site.name, kind=site.kind, region="遵义",
+            start_urls=[f"http://{site.host}{site.section}index.html"],
+            article_patterns=[pattern], follow_patterns=[r"/index(_\d+)?\.html$"],
+            max_depth=4, download_delay=0))
+    return out
+
+
+# -- the crawls -----------------------------------------------------------------------------
+class DiscardPipeline:
+    """Item pipeline for the raw fetch rate: takes each page item and keeps nothing.
+    Imported by dotted path in the crawl child (`<this file's stem>.DiscardPipeline`)."""
+
+    def process_item(self, item: Any) -> None:
+        from scrapy.exceptions import DropItem
+
+        raise DropItem("bench: discarded")
+
+
+class RssSampler:
+    """Samples the summed RSS of this process's descendants (crawl child, pool workers)."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        try:
+            import psutil
+        except ImportError:  # the (e) row then says so
+            psutil = None
+        self._psutil = psutil
+        self.every = every
+        self.peak = 0 if psutil else -1
+        self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
+
+    def _run(self) -> None:
+        me = self._psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            procs = 0
+            try:
+                children = me.children(recursive=True)
+            except self._psutil.Error:
+                children = []
+            for child in children:
+                try:
+                    total += child.memory_info().rss
+                    procs += 1
+                except self._psutil.Error:
+                    pass
+            if total > self.peak:
+                self.peak, self.peak_procs = total, procs
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        if self._psutil is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+@dataclass
+class Timed:
+    seconds: float
+    server_cpu: float  # CPU of this process (the site server's threads) during the run
+    crawl_cpu: float  # CPU of the reaped children (crawl child and its workers)
+    peak_rss: int
+    peak_procs: int
+    result: Any = None
+
+
+def timed(fn: Callable[[], Any]) -> Timed:
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
+    kids_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with RssSampler() as rss:
+        started = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - started
+    self_after = resource.getrusage(resource.RUSAGE_SELF)
+    kids_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def cpu(a: Any, b: Any) -> float:
+        return (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
+
+    return Timed(seconds, cpu(self_before, self_after), cpu(kids_before, kids_after),
+                 rss.peak, rss.peak_procs, result)
+
+
+def raw_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str]) -> dict:
+    from cyz.crawler.run import run_crawl
+
+    here = Path(__file__).resolve()
+    if str(here.parent) not in sys.path:
+        sys.path.insert(0, str(here.parent))
+    return run_crawl(sources, data_dir=data_dir, host_map=host_map,
+                     item_pipelines={f"{here.stem}.DiscardPipeline": 100},
+                     settings_overrides=BENCH_SETTINGS)
+
+
+def full_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str]) -> Any:
+    from cyz.crawl import crawl
+
+    return crawl(sources, data_dir=data_dir, engine="sqlite", host_map=host_map,
+                 settings_overrides=BENCH_SETTINGS)
+
+
+def extraction_alone(gen: Generated, sample: int) -> tuple[float, int]:
+    """Seconds for `build_record` over `sample` pages, one thread, after one warm-up."""
+    from cyz.pipelines.page import build_record
+
+    sources = {s.id: s for s in sources_for()}
+    pages = gen.pages[:sample]
+    bodies = [(f.read_bytes(), gen.url(p), sources[p.site.source_id])
+              for f, p in zip(gen.article_files()[:sample], pages, strict=True)]
+    build_record(bodies[0][0], bodies[0][1], source=bodies[0][2],
+                 http_charset="utf-8")  # imports, jieba/opencc dictionaries
+    started = time.perf_counter()
+    for body, url, source in bodies:
+        build_record(body, url, source=source, http_charset="utf-8",
+                     fetched_at="2026-01-01T00:00:00+00:00")
+    return time.perf_counter() - started, len(bodies)
+
+
+# -- news-please ----------------------------------------------------------------------------
+_NP_SCRIPT = r"""
+import json, sys, time
+from newsplease import NewsPlease
+urls = json.loads(sys.stdin.read())
+started = time.perf_counter()
+# No image downloads: there is no internet here, and cyz fetches no images either.
+got = NewsPlease.from_urls(urls, request_args={"timeout": 30}, fetch_images=False)
+seconds = time.perf_counter() - started
+def has(name):
+    return sum(1 for a in got.values() if getattr(a, name, None))
+print(json.dumps({"seconds": seconds, "urls": len(urls), "with_text": has("maintext"),
+                  "with_date": has("date_publish"), "with_title": has("title")}))
+"""
+
+
+def news_please(gen: Generated, proxy: str, sample: int) -> tuple[dict | None, str]:
+    """news-please's `from_urls` over article URLs through the loopback proxy, in its
+    own venv; (result, note). None with a reason when it is not installed or fails."""
+    python = NEWS_PLEASE_VENV / "bin" / "python"
+    if not python.exists():
+        return None, f"news-please not installed ({python} missing)"
+    # A fixed random sample: both sites, both templates.
+    picked = random.Random(7).sample(gen.pages, min(sample, len(gen.pages)))
+    urls = [gen.url(p) for p in picked]
+    env = {**os.environ, "http_proxy": f"http://{proxy}", "HTTP_PROXY": f"http://{proxy}",
+           "no_proxy": "", "NO_PROXY": ""}
+    try:
+        done = subprocess.run([str(python), "-c", _NP_SCRIPT], input=json.dumps(urls),
+                              capture_output=True, text=True, env=env, timeout=900)
+    except subprocess.TimeoutExpired:
+        return None, "news-please timed out"
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["?"]
+        return None, f"news-please failed: {tail[0]}"
+    return json.loads(done.stdout.strip().splitlines()[-1]), ""
+
+
+# -- report ---------------------------------------------------------------------------------
+def crawl_seconds(stats: dict) -> float:
+    """Scrapy's own start→finish time: the wall time less the child's interpreter start,
+    imports and shutdown."""
+    try:
+        start = datetime.fromisoformat(stats["start_time"])
+        finish = datetime.fromisoformat(stats["finish_time"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return (finish - start).total_seconds()
+
+
+def _rate(n: float, seconds: float) -> float:
+    return n / seconds if seconds > 0 else 0.0
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 0 else "n/a (pip install psutil)"
+
+
+def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
+           extract: tuple[float, int], np: tuple[dict | None, str]) -> str:
+    n = len(gen.pages)
+    cores = os.cpu_count() or 1
+    ext_rate = _rate(extract[1], extract[0])
+    s1, s2 = first.result, second.result
+    full_rate = _rate(n, first.seconds)
+    skipped = s2.unchanged / s2.fetched if s2.fetched else 0.0
+    speedup = first.seconds / second.seconds if second.seconds else 0.0
+    ratio = full_rate / (ext_rate * cores) if ext_rate else 0.0
+    raw_in, first_in, second_in = (crawl_seconds(raw.result), crawl_seconds(s1.stats),
+                                   crawl_seconds(s2.stats))
+    speedup_in = first_in / second_in if second_in else 0.0
+    ratio_in = _rate(n, first_in) / (ext_rate * cores) if ext_rate else 0.0
+
+    def inside(seconds: float) -> str:
+        return f"; {_rate(n, seconds):,.1f} pages/s inside Scrapy ({seconds:.1f} s)"
+
+    peak = max(raw.peak_rss, first.peak_rss, second.peak_rss)
+    rows = [
+        ("pages generated", f"{n:,} articles + {gen.list_pages} list pages, "
+                            f"{gen.bytes / n / 1e3:,.0f} KB/article avg, "
+                            f"{gen.bytes / 1e6:,.0f} MB ({gen.seconds:.0f} s to write)", ""),
+        ("(a) raw Scrapy fetch, items discarded",
+         f"**{_rate(n, raw.seconds):,.0f} pages/s** ({raw.seconds:.1f} s)",
+         f"server CPU {raw.server_cpu / raw.seconds:.0%} of a core, "
+         f"crawl CPU {raw.crawl_cpu / raw.seconds:.0%}{inside(raw_in)}"),
+        ("(b) full cyz pipeline → SQLite, first run",
+         f"**{full_rate:,.1f} pages/s** ({first.seconds:.1f} s)",
+         f"new {s1.new}, no text {s1.stats.get('cyz/empty_text', 0)}, "
+         f"failed {s1.failed_total}; server CPU "
+         f"{first.server_cpu / first.seconds:.0%}, crawl CPU {first.crawl_cpu / first.seconds:.0%}"
+         f"{inside(first_in)}"),
+        ("(c) `build_record` alone, one core",
+         f"**{ext_rate:,.1f} pages/s** ({extract[0] / extract[1] * 1e3:,.0f} ms/page)",
+         f"{extract[1]} pages, in-process, one thread"),
+        ("(d) second run, site unchanged",
+         f"**{_rate(n, second.seconds):,.0f} pages/s** ({second.seconds:.1f} s)",
+         f"skipped {skipped:.1%} ({s2.unchanged}/{s2.fetched}; 304s "
+         f"{s2.stats.get('cyz/not_modified', 0)}); speed-up **{speedup:.1f}×** "
+         f"(target ≥ 10×, ≥ 95% skipped){inside(second_in)}, speed-up {speedup_in:.1f}×"),
+        ("(e) peak RSS of the crawl processes",
+         f"**{_mb(peak)}**",
+         f"raw {_mb(raw.peak_rss)} ({raw.peak_procs} proc), first {_mb(first.peak_rss)} "
+         f"({first.peak_procs} proc), second {_mb(second.peak_rss)}; target < 800 MB"),
+        ("(f) full / (extraction × cores)", f"**{ratio:.2f}**",
+         f"cores = {cores}; target ≥ 0.8; {ratio_in:.2f} inside Scrapy"),
+    ]
+    result, why = np
+    if result:
+        rows.append(("(g) news-please `from_urls` via the proxy",
+                     f"**{_rate(result['urls'], result['seconds']):,.1f} pages/s** "
+                     f"({result['seconds']:.1f} s)",
+                     f"{result['urls']} article URLs (fixed random sample); "
+                     f"with main text {result['with_text']}, title {result['with_title']}, "
+                     f"date {result['with_date']}; a thread per URL, then a process "
+                     "pool on all cores"))
+    else:
+        rows.append(("(g) news-please", "skipped", why))
+    lines = ["| | result | notes |", "|---|---:|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+# -- profiling ------------------------------------------------------------------------------
+_REPO = str(Path(__file__).resolve().parent.parent) + os.sep
+# site-packages first: it lies inside the standard library's folder.
+_LIB_ROOTS = [sysconfig.get_paths()[k] + os.sep for k in ("purelib", "platlib", "stdlib")]
+
+
+def _package(path: str | None, owner: str) -> str:
+    """The package a frame's file belongs to; built-ins count for their caller's."""
+    if not path or path.startswith("<"):
+        return owner
+    if path.startswith(_REPO):
+        return "cyz." + path[len(_REPO):].split(os.sep, 1)[0].removesuffix(".py")
+    for root in _LIB_ROOTS:
+        if path.startswith(root):
+            return path[len(root):].split(os.sep, 1)[0].removesuffix(".py") or owner
+    return owner
+
+
+Costs = list[tuple[str, float, float]]
+
+
+def top_costs(session: Any, n: int = 10) -> tuple[Costs, Costs]:
+    """Top functions and top packages by self time (seconds, share of the total) from a
+    pyinstrument session."""
+    funcs: dict[str, float] = {}
+    packages: dict[str, float] = {}
+    root = session.root_frame()
+    if root is None:
+        return [], []
+
+    def walk(frame: Any, owner: str, owner_pkg: str) -> None:
+        # pyinstrument's synthetic frames ([self], [await]) count for their parent.
+        if frame.is_synthetic:
+            name, pkg = owner, owner_pkg
+        else:
+            name = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+            pkg = _package(frame.file_path, owner_pkg)
+        own = frame.time - sum(c.time for c in frame.children)
+        if own > 0:
+            funcs[name] = funcs.get(name, 0.0) + own
+            packages[pkg] = packages.get(pkg, 0.0) + own
+        for child in frame.children:
+            walk(child, name, pkg)
+
+    walk(root, "root", "other")
+    whole = root.time or 1.0
+
+    def ranked(totals: dict[str, float]) -> Costs:
+        top = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:n]
+        return [(name, secs, secs / whole) for name, secs in top]
+
+    return ranked(funcs), ranked(packages)
+
+
+def _costs_table(costs: tuple[Costs, Costs], title: str) -> str:
+    funcs, packages = costs
+    lines = [f"**{title}**", "", "| function (self time) | s | share |", "|---|---:|---:|"]
+    lines += [f"| `{name}` | {secs:.2f} | {share:.0%} |" for name, secs, share in funcs]
+    lines += ["", "by package (self time; built-ins count for their caller): "
+              + ", ".join(f"{name} {share:.0%}" for name, _, share in packages)]
+    return "\n".join(lines)
+
+
+_CHILD_PROFILE = r"""
+import json, sys
+from pyinstrument import Profiler
+from cyz.crawler.run import crawl_here
+from cyz.crawl import ITEM_PIPELINES
+job = json.loads(sys.stdin.read())
+profiler = Profiler(interval=0.002)
+profiler.start()
+crawl_here(job["sources"], data_dir=job["data_dir"], item_pipelines=ITEM_PIPELINES,
+           host_map=job["host_map"], settings_overrides=job["overrides"])
+profiler.stop()
+sys.path.insert(0, job["bench_dir"])
+from crawl import _costs_table, top_costs
+print(_costs_table(top_costs(profiler.last_session), job["title"]))
+"""
+
+
+def profile(gen: Generated, work: Path, host_map: dict[str, str]) -> str:
+    from pyinstrument import Profiler
+
+    from cyz.index import open_engine
+    from cyz.pipelines.page import build_record
+
+    sources = {s.id: s for s in sources_for()}
+    sample = list(zip(gen.article_files(), gen.pages, strict=True))[:PROFILE_SAMPLE]
+    bodies = [(f.read_bytes(), gen.url(p), sources[p.site.source_id]) for f, p in sample]
+    build_record(bodies[0][0], bodies[0][1], source=bodies[0][2], http_charset="utf-8")
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    for body, url, source in bodies:
+        build_record(body, url, source=source, http_charset="utf-8")
+    profiler.stop()
+    out = [_costs_table(top_costs(profiler.last_session),
+                        f"`build_record` over {len(bodies)} pages, in-process")]
+    data_dir = work / "data-profile"
+    engine = open_engine("sqlite", data_dir)
+    engine.init()
+    engine.close()
+    job = {"sources": [s.model_dump() for s in sources.values()], "data_dir": str(data_dir),
+           "host_map": host_map, "bench_dir": str(Path(__file__).resolve().parent),
+           "overrides": {"CYZ_ENGINE": "sqlite", "CYZ_DATA_DIR": str(data_dir),
+                         **BENCH_SETTINGS}}
+    # The same crawl twice: a fresh index, then the unchanged site (304s).
+    for title in ("crawl child (reactor process), full pipeline, first run",
+                  "crawl child, second run over the unchanged site"):
+        job["title"] = f"{title}, {len(gen.pages)} pages"
+        done = subprocess.run([sys.executable, "-c", _CHILD_PROFILE], input=json.dumps(job),
+                              capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            out.append(f"crawl child profile failed: {done.stderr.strip()[-500:]}")
+            break
+        out.append(done.stdout.strip())
+    return "\n\n".join(out)
+
+
+# -- main -----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the site and data dirs here (default: a temp dir, removed)")
+    parser.add_argument("--seed", type=int, default=20241205)
+    parser.add_argument("--profile", action="store_true",
+                        help="print pyinstrument top costs instead of the throughput table")
+    parser.add_argument("--no-news-please", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra Scrapy setting for every crawl (value parsed as JSON "
+                             "when it can be), e.g. --set CONCURRENT_ITEMS=8")
+    args = parser.parse_args(argv)
+    for pair in args.set:
+        name, _, value = pair.partition("=")
+        try:
+            BENCH_SETTINGS[name] = json.loads(value)
+        except json.JSONDecodeError:
+            BENCH_SETTINGS[name] = value
+
+    from cyz.demo.server import SiteServer
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="cyz-bench-crawl-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        sites = work / "sites"
+        if sites.exists():
+            shutil.rmtree(sites)
+        for stale in work.glob("data-*"):
+            shutil.rmtree(stale)
+        gen = generate_site(sites, args.pages, args.seed)
+        print(f"generated {len(gen.pages)} pages, {gen.bytes / 1e6:.0f} MB in "
+              f"{gen.seconds:.1f} s under {sites}", file=sys.stderr)
+        sources = sources_for()
+        with SiteServer(sites) as server:
+            host_map = server.host_map()
+            if args.profile:
+                print(profile(gen, work, host_map))
+                return 0
+            raw = timed(lambda: raw_crawl(sources, work / "data-raw", host_map))
+            got = raw.result.get("cyz/fetched", 0)
+            print(f"raw crawl: {got} pages in {raw.seconds:.1f} s", file=sys.stderr)
+            first = timed(lambda: full_crawl(sources, work / "data-full", host_map))
+            print(f"first run: {first.result.as_dict()} in {first.seconds:.1f} s",
+                  file=sys.stderr)
+            second = timed(lambda: full_crawl(sources, work / "data-full", host_map))
+            print(f"second run: {second.result.as_dict()} in {second.seconds:.1f} s",
+                  file=sys.stderr)
+            extract = extraction_alone(gen, min(EXTRACT_SAMPLE, len(gen.pages)))
+            np = ((None, "--no-news-please") if args.no_news_please
+                  else news_please(gen, server.address, NEWS_PLEASE_SAMPLE))
+        extra = f", settings {' '.join(args.set)}" if args.set else ""
+        print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
+              f"{args.pages} pages, seed {args.seed}{extra}\n")
+        print(report(gen, raw, first, second, extract, np))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
