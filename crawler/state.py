@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +177,17 @@ class CrawlState:
             (when or _now(), status, when or _now(), canonical_url),
         )
         return cur.rowcount > 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Many writes, one commit (the store records a whole batch of fetches at once)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def forget_sources(self, prefix: str) -> int:
         """Drop the memory of every page of sources whose id starts with `prefix`."""

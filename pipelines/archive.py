@@ -24,6 +24,10 @@ class RawPage:
     body: bytes
 
 
+# Level 1: half the CPU of the default for ~13% more bytes; this runs once per fetched page.
+COMPRESSION_LEVEL = 1
+
+
 class RawArchive:
     def __init__(self, data_dir: Path):
         self.db = sqlite3.connect(data_dir / "raw_pages.sqlite3")
@@ -37,7 +41,7 @@ class RawArchive:
             self.db.executemany(
                 "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
                 [(p.id, p.url, p.source_id, p.http_charset, p.fetched_at,
-                  zlib.compress(p.body, 6)) for p in pages])
+                  zlib.compress(p.body, COMPRESSION_LEVEL)) for p in pages])
 
     def get(self, record_id: str) -> RawPage | None:
         row = self.db.execute("SELECT * FROM pages WHERE id = ?", (record_id,)).fetchone()

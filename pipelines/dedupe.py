@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasketch import MinHash
 
 NUM_PERM = 120
 BANDS, ROWS = 20, 6  # LSH threshold ≈ (1/20) ** (1/6) ≈ 0.61
@@ -31,6 +30,8 @@ def signature(text: str) -> np.ndarray | None:
     chars = _NOISE.sub("", text)
     if len(chars) < MIN_CHARS:
         return None
+    from datasketch import MinHash  # imports scipy: only where signatures are made (workers)
+
     mh = MinHash(num_perm=NUM_PERM, seed=7)
     mh.update_batch({chars[i : i + SHINGLE].encode("utf-8") for i in range(len(chars) - SHINGLE + 1)})
     return mh.hashvalues.astype(np.uint64)
@@ -60,6 +61,8 @@ class ReprintIndex:
     def __init__(self, path: Path):
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # Losing the last placements in a power cut only re-clusters those pages next run.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS members (
@@ -75,9 +78,12 @@ class ReprintIndex:
     def close(self) -> None:
         self.db.close()
 
-    def place(self, record_id: str, text_zh: str, published_at: str | None) -> Placement:
-        """Assign `record_id` to a cluster (its own when it has no reprint) and persist it."""
-        sig = signature(text_zh)
+    def place(self, record_id: str, text_zh: str, published_at: str | None,
+              sig: np.ndarray | None | bool = False) -> Placement:
+        """Assign `record_id` to a cluster (its own when it has no reprint) and persist it.
+        `sig`: the text's signature when a worker already computed it."""
+        if sig is False:
+            sig = signature(text_zh)
         with self.db:
             changed = self._forget(record_id)
             if sig is None:

@@ -28,6 +28,7 @@ class ArticleItem:
     page: PageItem
     outcome: str  # new | updated | unchanged | gone | failed
     record: dict | None = None
+    signature: object = None  # MinHash of the text, computed by the worker
     cluster_changes: dict[str, bool] = field(default_factory=dict)
 
 
@@ -59,9 +60,9 @@ class ProcessPipeline:
             return ArticleItem(page, "unchanged")
         source = self.crawler.spider.sources[page.source_id].source
         try:
-            record = await self.pool.build_record(page.body, page.url, source=source,
-                                                  http_charset=page.http_charset,
-                                                  fetched_at=page.fetched_at)
+            record, sig = await self.pool.process_page(page.body, page.url, source=source,
+                                                       http_charset=page.http_charset,
+                                                       fetched_at=page.fetched_at)
         except Exception as exc:  # one page the pipeline cannot handle must not stop the crawl
             log.error("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
             self.stats.inc_value("cyz/failed/extraction_error")
@@ -71,4 +72,4 @@ class ProcessPipeline:
         if not record["text"].strip():
             log.warning("no article text found in %s", page.url)
             self.stats.inc_value("cyz/empty_text")
-        return ArticleItem(page, "updated" if known and known.content_hash else "new", record)
+        return ArticleItem(page, "updated" if known and known.content_hash else "new", record, sig)

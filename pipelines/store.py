@@ -91,7 +91,8 @@ class DedupePipeline:
         record = item.record
         if record is None:
             return item
-        placement = self.index.place(record["id"], record["text_zh"], record["published_at"])
+        placement = self.index.place(record["id"], record["text_zh"], record["published_at"],
+                                     item.signature)
         apply_placement(record, placement)
         item.cluster_changes = placement.changed
         if placement.is_reprint:
@@ -138,6 +139,11 @@ class StorePipeline:
             self.writer.add(record)
 
     def _record_fetches(self) -> None:
+        with self.state.transaction():
+            self._record_each_fetch()
+        self.fetches.clear()
+
+    def _record_each_fetch(self) -> None:
         for page in self.fetches:
             if page.status == 304:
                 self.state.record_fetch(page.canonical_url, url=page.url, source_id=page.source_id,
@@ -148,7 +154,6 @@ class StorePipeline:
                     etag=page.etag, last_modified=page.last_modified,
                     content_hash=body_hash(page.body), pipeline_version=PIPELINE_VERSION,
                     fetched_at=page.fetched_at)
-        self.fetches.clear()
 
     def close_spider(self) -> None:
         try:

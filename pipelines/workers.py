@@ -16,8 +16,6 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from cyz.pipelines.page import build_record
-
 log = logging.getLogger(__name__)
 
 _WARM_PAGE = ("<html><head><title>预热</title></head><body><div class='article'><p>"
@@ -26,8 +24,18 @@ _WARM_PAGE = ("<html><head><title>预热</title></head><body><div class='article
 
 def _warm_up() -> None:
     # Import and load everything once per worker (trafilatura, OpenCC tables, langdetect
-    # profiles, the gazetteer) so the first real pages are not slow.
-    build_record(_WARM_PAGE, "https://warm.up/t20240101_1.html")
+    # profiles, the gazetteer, datasketch) so the first real pages are not slow.
+    process_page(_WARM_PAGE, "https://warm.up/t20240101_1.html")
+
+
+def process_page(body: bytes, url: str, **kwargs):
+    """The CPU part of one page, done in a worker: its record and its MinHash signature."""
+    # Imported here, not at the top: the crawl process itself never needs the extractor.
+    from cyz.pipelines.dedupe import signature
+    from cyz.pipelines.page import build_record
+
+    record = build_record(body, url, **kwargs)
+    return record, signature(record["text_zh"])
 
 
 def default_workers() -> int:
@@ -35,7 +43,7 @@ def default_workers() -> int:
 
 
 class ExtractionPool:
-    """`await pool.build_record(...)` runs `build_record` in a worker process; with
+    """`await pool.process_page(...)` runs `process_page` in a worker process; with
     `workers <= 1` it runs in-process (small runs, debugging)."""
 
     def __init__(self, workers: int | None = None):
@@ -50,14 +58,14 @@ class ExtractionPool:
                 initializer=_warm_up)
         return self._executor
 
-    async def build_record(self, body: bytes, url: str, **kwargs) -> dict:
+    async def process_page(self, body: bytes, url: str, **kwargs):
         if self.workers <= 1:
-            return build_record(body, url, **kwargs)
+            return process_page(body, url, **kwargs)
         try:
-            future = self._pool().submit(build_record, body, url, **kwargs)
+            future = self._pool().submit(process_page, body, url, **kwargs)
         except BrokenProcessPool:
             self._restart()
-            future = self._pool().submit(build_record, body, url, **kwargs)
+            future = self._pool().submit(process_page, body, url, **kwargs)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
