@@ -12,15 +12,14 @@ from pathlib import Path
 
 from cyz.config import ConfigError
 from cyz.index.search_engine import (
-    BULK_CHUNK,
-    BULK_MAX_BYTES,
-    BULK_RETRIES,
+    BULK_OPTIONS,
     ApiError,
     BulkFailure,
     Client,
     EngineMisconfigured,
     EngineUnavailable,
     SearchEngine,
+    bulk_failure,
 )
 
 _JSON = {"accept": "application/json", "content-type": "application/json"}
@@ -95,16 +94,12 @@ class ElasticsearchClient(Client):
         from elasticsearch.helpers import streaming_bulk
 
         try:
-            for _ok, item in streaming_bulk(
-                    self.es, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=BULK_MAX_BYTES,
-                    raise_on_error=False, raise_on_exception=False, max_retries=BULK_RETRIES,
-                    initial_backoff=1, max_backoff=30, yield_ok=False,
-                    retry_on_status=(429, 502, 503, 504)):
+            for _ok, item in streaming_bulk(self.es, actions, **BULK_OPTIONS,
+                                            retry_on_status=(429, 502, 503, 504)):
                 info = next(iter(item.values()))
                 if isinstance(info.get("exception"), UnsupportedProductError):
                     raise info["exception"]
-                yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
-                                  info.get("status"), str(info.get("error"))[:500])
+                yield bulk_failure(item)
         except (UnsupportedProductError, TransportError) as exc:
             raise self._translate(exc, "bulk") from None
 

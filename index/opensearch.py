@@ -13,15 +13,14 @@ from pathlib import Path
 from cyz.config import ConfigError
 from cyz.index.elasticsearch import _flag
 from cyz.index.search_engine import (
-    BULK_CHUNK,
-    BULK_MAX_BYTES,
-    BULK_RETRIES,
+    BULK_OPTIONS,
     ApiError,
     BulkFailure,
     Client,
     EngineMisconfigured,
     EngineUnavailable,
     SearchEngine,
+    bulk_failure,
 )
 
 
@@ -71,13 +70,8 @@ class OpenSearchClient(Client):
         from opensearchpy.helpers import streaming_bulk
 
         try:
-            for _ok, item in streaming_bulk(
-                    self.os, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=BULK_MAX_BYTES,
-                    raise_on_error=False, raise_on_exception=False, max_retries=BULK_RETRIES,
-                    initial_backoff=1, max_backoff=30, yield_ok=False):
-                info = next(iter(item.values()))
-                yield BulkFailure(str(info.get("_id")), str(info.get("_index")),
-                                  info.get("status"), str(info.get("error"))[:500])
+            for _ok, item in streaming_bulk(self.os, actions, **BULK_OPTIONS):
+                yield bulk_failure(item)
         except SSLError as exc:
             raise EngineMisconfigured(f"bulk: TLS verification failed ({exc})") from None
         except OsConnectionError as exc:

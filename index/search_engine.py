@@ -31,9 +31,14 @@ from cyz.index.spool import MAX_ATTEMPTS, Spool
 
 log = logging.getLogger(__name__)
 
-BULK_CHUNK = 500
-BULK_MAX_BYTES = 10 * 1024 * 1024
-BULK_RETRIES = 3  # per chunk, with exponential backoff, on 429 (too many requests)
+# Options of the client libraries' `streaming_bulk` (the same in both): chunks of 500
+# documents or 10 MB, each retried 3 times with exponential backoff on 429, failures
+# reported item by item instead of raised.
+BULK_OPTIONS = {
+    "chunk_size": 500, "max_chunk_bytes": 10 * 1024 * 1024, "max_retries": 3,
+    "initial_backoff": 1, "max_backoff": 30,
+    "raise_on_error": False, "raise_on_exception": False, "yield_ok": False,
+}
 
 
 class EngineUnavailable(RuntimeError):
@@ -66,6 +71,13 @@ class BulkFailure:
     index: str
     status: object
     error: str
+
+
+def bulk_failure(item: dict) -> BulkFailure:
+    """A failed item as `streaming_bulk` yields it: {op_type: {_id, _index, status, error}}."""
+    info = next(iter(item.values()))
+    return BulkFailure(str(info.get("_id")), str(info.get("_index")), info.get("status"),
+                       str(info.get("error"))[:500])
 
 
 class Client:
