@@ -176,3 +176,11 @@ def test_engine_misconfiguration_is_one_clear_line(tmp_path):
     down = cyz("search", "遵义", data_dir=tmp_path, check=False, CYZ_ENGINE="opensearch",
                CYZ_OPENSEARCH_URL="http://127.0.0.1:9")
     assert down.returncode == 2 and "unreachable" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_schedule_refuses_a_bad_config_at_start(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.yaml").write_text("sources: [", encoding="utf-8")
+    proc = cyz("schedule", data_dir=tmp_path, check=False, CYZ_CONFIG_DIR=str(config))
+    assert proc.returncode == 2 and "bad YAML" in proc.stderr and "sources.yaml" in proc.stderr
