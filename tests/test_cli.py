@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -105,6 +107,22 @@ def test_reprints_share_a_cluster(demo_run):
     assert shared, "the demo sites carry reprints of one story"
     for members in shared:
         assert sum(m["is_first_in_cluster"] for m in members) == 1
+
+
+def test_export_jsonl_and_excel_ready_csv(demo_run, tmp_path):
+    data_dir, _ = demo_run
+    lines = cyz("export", "--region", "遵义", "--since", "2024-11-01", data_dir=data_dir).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records and all("遵义" in {r["name"] for r in rec["regions"]} for rec in records)
+    assert all(rec["published_at"] >= "2024-11-01" for rec in records)
+    assert [r["published_at"] for r in records] == sorted((r["published_at"] for r in records), reverse=True)
+    out = tmp_path / "export.csv"
+    cyz("export", "--format", "csv", "-o", str(out), data_dir=data_dir)
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads the Chinese right
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert len(rows) == search_json(data_dir, "")["total"]
+    assert any("遵义" in row["regions"] for row in rows)
 
 
 def test_reextract_rebuilds_records_from_the_archive_without_fetching(demo_run):
