@@ -91,21 +91,6 @@ def main() -> None:
     """
 
 
-def _print_summary(summary, title: str = "Crawl summary") -> None:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for label, value in [("fetched", summary.fetched), ("new", summary.new),
-                         ("updated", summary.updated), ("unchanged", summary.unchanged),
-                         ("URL duplicates", summary.url_duplicates),
-                         ("reprints", summary.reprints), ("gone", summary.gone),
-                         ("failed", summary.failed_total)]:
-        table.add_row(label, str(value))
-    for reason, count in summary.failed.items():
-        table.add_row(f"  failed: {reason}", str(count))
-    out.print(table)
-
-
 @main.command()
 @click.option("--source", "source_ids", multiple=True, metavar="ID",
               help="Crawl only this source (repeatable). Default: every enabled source.")
@@ -128,7 +113,7 @@ def crawl(source_ids, sources_file, max_pages, as_json) -> None:
     if as_json:
         _print_json(summary.as_dict())
     else:
-        _print_summary(summary)
+        out.print(summary.table())
 
 
 def _progress_printer():
@@ -253,7 +238,7 @@ def sources_check(source_id, sources_file, max_pages, as_json) -> None:
     if as_json:
         _print_json({"summary": summary.as_dict(), "records": records})
         return
-    _print_summary(summary, f"{source.id}: first {max_pages} article page(s)")
+    out.print(summary.table(f"{source.id}: first {max_pages} article page(s)"))
     for rec in records:
         day = (rec.get("published_at") or "")[:10]
         regions = ",".join(r["name"] for r in rec["regions"][:4])

@@ -44,6 +44,21 @@ class RunSummary:
     def failed_total(self) -> int:
         return sum(self.failed.values())
 
+    def table(self, title: str = "Crawl summary"):
+        """The summary as a rich table (what `cyz crawl` and `cyz demo` print)."""
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        rows = [("fetched", self.fetched), ("new", self.new), ("updated", self.updated),
+                ("unchanged", self.unchanged), ("URL duplicates", self.url_duplicates),
+                ("reprints", self.reprints), ("gone", self.gone), ("failed", self.failed_total)]
+        rows += [(f"  failed: {reason}", count) for reason, count in self.failed.items()]
+        for label, value in rows:
+            table.add_row(label, str(value))
+        return table
+
     def as_dict(self) -> dict:
         return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
                 "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,

@@ -33,9 +33,7 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
         out.print(f"Crawling into {data_dir} …")
         summary = crawl(sources, data_dir=data_dir, engine=engine_name, host_map=host_map)
 
-    from cyz.cli import _print_summary
-
-    _print_summary(summary, "Demo crawl")
+    out.print(summary.table("Demo crawl"))
     engine = open_engine(engine_name, data_dir)
     try:
         engine.init()
