@@ -159,6 +159,8 @@ def search(query, regions, sources, since, until, limit, as_json) -> None:
                                  for h in result.hits]})
         return
     out.print(f"{result.total} result(s) for {query!r}")
+    if result.total == 0 and _index_is_empty():
+        out.print("the index is empty: run `cyz demo` (sample sites) or `cyz crawl` first")
     for rank, hit in enumerate(result.hits, 1):
         rec = hit.record
         day = (rec.get("published_at") or "")[:10] or "????-??-??"
@@ -166,6 +168,17 @@ def search(query, regions, sources, since, until, limit, as_json) -> None:
                   f"[dim]{day} · {rec.get('source_name') or rec.get('source_id')}[/dim]")
         out.print(f"   {rec['url']}", style="cyan", markup=False)
         out.print(f"   {hit.snippet}", markup=False)
+
+
+def _index_is_empty() -> bool:
+    from cyz.index import open_engine
+
+    engine = open_engine()
+    try:
+        engine.init()
+        return engine.count() == 0
+    finally:
+        engine.close()
 
 
 @main.command()
