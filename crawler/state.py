@@ -62,6 +62,12 @@ class PageState:
     last_fetched: str | None
     gone_at: str | None
 
+    def is_unchanged(self, content_hash: str, pipeline_version: int) -> bool:
+        """True when this exact body was already processed by this pipeline version."""
+        return (self.gone_at is None and self.content_hash == content_hash
+                and self.pipeline_version is not None
+                and self.pipeline_version >= pipeline_version)
+
 
 class CrawlState:
     """Per-URL crawl memory in `<data_dir>/crawl_state.sqlite3` (WAL, one connection)."""
@@ -125,10 +131,7 @@ class CrawlState:
     def is_unchanged(self, canonical_url: str, content_hash: str, pipeline_version: int) -> bool:
         """True when this exact body was already processed by this pipeline version."""
         page = self.get(canonical_url)
-        return (page is not None and page.gone_at is None
-                and page.content_hash == content_hash
-                and page.pipeline_version is not None
-                and page.pipeline_version >= pipeline_version)
+        return page is not None and page.is_unchanged(content_hash, pipeline_version)
 
     def record_fetch(
         self,

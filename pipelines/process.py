@@ -55,7 +55,8 @@ class ProcessPipeline:
         if page.status in (404, 410):
             return ArticleItem(page, "gone")
         known = self.state.get(page.canonical_url)
-        if self.state.is_unchanged(page.canonical_url, body_hash(page.body), PIPELINE_VERSION):
+        # One look-up decides both "unchanged" and "new or updated".
+        if known is not None and known.is_unchanged(body_hash(page.body), PIPELINE_VERSION):
             self.stats.inc_value("cyz/unchanged")
             return ArticleItem(page, "unchanged")
         source = self.crawler.spider.sources[page.source_id].source
