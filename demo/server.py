@@ -361,11 +361,6 @@ class SiteServer:
             else:
                 self._routes[(host, path)] = handler
 
-    def clear_routes(self) -> None:
-        with self._lock:
-            self._routes.clear()
-            self._prefix_routes.clear()
-
     def reset_counts(self) -> None:
         """Forget what was served, including answers still in progress (a slow route
         finishing later is not counted against the next test)."""

@@ -61,9 +61,6 @@ class RawArchive:
         with self.db:
             self.db.executemany("DELETE FROM pages WHERE id = ?", [(i,) for i in ids])
 
-    def count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM pages").fetchone()[0]
-
     @staticmethod
     def _page(row) -> RawPage:
         return RawPage(row[0], row[1], row[2], row[3], row[4], zlib.decompress(row[5]))
