@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -31,4 +31,3 @@ class PageItem:
     known_before: bool = False
     discovered_via: str = ""  # list | feed | sitemap | start
     referer: str | None = None
-    extra: dict = field(default_factory=dict)
