@@ -31,6 +31,18 @@ GOV = "www.cyztest.gov.cn"
 NEWS = "news.cyztest.com.cn"
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+# Crawl settings for tests: fast and deterministic (no politeness delays, one retry,
+# short timeout).
+FAST = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    "RETRY_TIMES": 1,
+    "CYZ_RETRY_BACKOFF_BASE": 0.05,
+    "DOWNLOAD_TIMEOUT": 2,
+    "LOG_LEVEL": "ERROR",
+}
 XML = {"Content-Type": "application/xml"}
 
 

@@ -9,6 +9,7 @@ import pytest
 from sites import (
     DUP_COPY,
     FAILING,
+    FAST,
     GONE_LATER,
     GOOD,
     GOV,
@@ -28,17 +29,6 @@ from cyz.crawler.spider import feed_links, header_charset, pager_urls
 from cyz.crawler.state import CrawlState, body_hash
 from cyz.demo.server import SiteServer
 from cyz.urls import canonical_url
-
-# Fast and deterministic: no politeness delays, one retry, short timeout.
-FAST = {
-    "DOWNLOAD_DELAY": 0,
-    "AUTOTHROTTLE_ENABLED": False,
-    "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
-    "RETRY_TIMES": 1,
-    "CYZ_RETRY_BACKOFF_BASE": 0.05,
-    "DOWNLOAD_TIMEOUT": 2,
-    "LOG_LEVEL": "ERROR",
-}
 
 
 def crawl(server: SiteServer, data_dir: Path, sources, **kwargs):

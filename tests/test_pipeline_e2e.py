@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from sites import GONE_LATER, GOOD, GOV, gov_source, news_source  # tests/ is on sys.path
+from sites import FAST, GONE_LATER, GOOD, GOV, gov_source, news_source  # tests/ is on sys.path
 
 from cyz.config import load_sources
 from cyz.crawl import crawl
@@ -23,8 +23,6 @@ from cyz.record import article_id
 from cyz.urls import canonical_url
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "RETRY_TIMES": 1,
-        "CYZ_RETRY_BACKOFF_BASE": 0.05, "DOWNLOAD_TIMEOUT": 2, "LOG_LEVEL": "ERROR"}
 
 
 @pytest.fixture(scope="module")
