@@ -187,9 +187,13 @@ def _index_is_empty() -> bool:
 def extract(target, as_json) -> None:
     """Run the per-page pipeline on one saved page or URL and print the record.
 
-    A .txt file is taken as already-extracted text.
+    \b
+    A file is read by what it holds, whatever its name:
+      HTML markup          the page goes through the whole pipeline
+      plain text, .txt     taken as already-extracted text (title on the first line)
+      Markdown, binary     refused (exit 2): save the page as .html, its text as .txt
     """
-    from cyz.pipelines.page import build_record, record_from_text
+    from cyz.pipelines.page import build_record, record_from_file
 
     path = Path(target)
     if "://" in target:
@@ -201,11 +205,15 @@ def extract(target, as_json) -> None:
             _fail(f"{target}: cannot fetch: {exc}", 1)
         record = build_record(body, final_url, http_charset=charset)
     elif path.is_file():
-        if path.suffix.lower() == ".txt":
-            text = path.read_bytes().decode("utf-8", errors="replace")
-            record = record_from_text(text, path.resolve().as_uri())
-        else:
-            record = build_record(path.read_bytes(), path.resolve().as_uri())
+        from cyz.exit_codes import ExitCode
+        from cyz.pipelines.sniff import NotAPage
+
+        try:
+            record = record_from_file(path.read_bytes(), path.resolve().as_uri(), path.name)
+        except NotAPage as exc:
+            _fail(f"{target}: {exc}", ExitCode.CONFIG)
+        except OSError as exc:
+            _fail(f"{target}: cannot read: {exc.strerror or exc}", ExitCode.ERROR)
     else:
         _fail(f"{target}: no such file (give a saved page or an http(s) URL)")
     if as_json:
@@ -357,8 +365,16 @@ def reextract(source_ids) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this file instead of stdout.")
 def export(since, until, regions, sources, fmt, output) -> None:
-    """Export records (newest first) as JSON lines or CSV."""
-    from cyz.export import write_csv, write_jsonl
+    """Export records (newest first) as JSON lines or CSV.
+
+    CSV cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR first)
+    start with a ' and cells stop at Excel's 32,767 characters, ending with "…".
+    """
+    import errno
+    import os
+
+    from cyz.exit_codes import ExitCode
+    from cyz.export import write_csv, write_file, write_jsonl
     from cyz.index import open_engine
     from cyz.index.base import Filters
 
@@ -369,12 +385,23 @@ def export(since, until, regions, sources, fmt, output) -> None:
                      key=lambda r: r.get("published_at") or "", reverse=True)
     engine.close()
     writer = write_csv if fmt == "csv" else write_jsonl
+    try:
+        if output:
+            n = write_file(output, writer, records)
+        else:
+            writer(records, sys.stdout)
+            sys.stdout.flush()
+    except OSError as exc:
+        if not output:
+            # What is still buffered would fail again, with a traceback, at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if exc.errno == errno.EPIPE:  # `cyz export | head`: the reader had enough
+                sys.exit(ExitCode.ERROR)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        _fail(f"{output or 'stdout'}: cannot write the export: {exc.strerror or exc}",
+              ExitCode.NOT_STORED if full else ExitCode.ERROR)
     if output:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            n = writer(records, fh)
         err.print(f"wrote {n} record(s) to {output}")
-    else:
-        writer(records, sys.stdout)
 
 
 @main.group()

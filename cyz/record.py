@@ -15,6 +15,10 @@ from pydantic import BaseModel, Field
 # incremental crawl use it to decide which stored records are stale.
 PIPELINE_VERSION = 1
 
+# The stored body text stops here (a 9 MB page once made a 3.2 M-character record);
+# `text_truncated` says so on the record.
+TEXT_LIMIT = 200_000
+
 
 class RegionCount(BaseModel):
     name: str
@@ -41,6 +45,7 @@ class Article(BaseModel):
     source_region: str = ""
     title: str = ""
     text: str = ""
+    text_truncated: bool = False  # `text` (and `text_zh`) stop at TEXT_LIMIT characters
     title_zh: str = ""
     text_zh: str = ""
     published_at: str | None = None

@@ -77,6 +77,7 @@ ARTICLE_PROPERTIES = {
     "source_region": _KEYWORD,
     "title": {**_TEXT, "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
     "text": _TEXT,
+    "text_truncated": {"type": "boolean"},
     "title_zh": _TEXT,
     "text_zh": _TEXT,
     "published_at": _DATE,

@@ -310,18 +310,106 @@ def _attrs(el) -> str:
     return f"{el.get('class', '')} {el.get('id', '')}"
 
 
-def parse_document(html: str):
+# Characters libxml2 keeps in text nodes but lxml refuses to move around ("All strings
+# must be XML compatible"): one stray \x0b in a page would end its extraction.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def parse_document(html: str) -> tuple[lxml.html.HtmlElement | None, str]:
+    """The parsed page and the repaired markup it came from (trafilatura reads the same)."""
     if not html or not html.strip():
-        return None
+        return None, html
     # lxml refuses str input with an XML encoding declaration.
     html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
     # Included template fragments leave stray </html>/</body> mid-page, after which
     # libxml2 ignores the rest; the parser closes the document itself.
     html = re.sub(r"</(?:html|body)\s*>", "", html, flags=re.IGNORECASE)
+    html = _NOT_XML.sub("", html)
+    doc = _parse(html)
+    if doc is _TOO_DEEP:
+        html = flatten_nesting(html)
+        doc = _parse(html)
+    return (None if doc is _TOO_DEEP else doc), html
+
+
+_TOO_DEEP = object()
+
+
+def _parse(html: str):
+    # Past 256 open elements (2048 with huge_tree) libxml2 stops building the tree and
+    # silently drops the rest of the page, article included; it says so only in the
+    # parser's error log.
+    parser = lxml.html.HTMLParser()
     try:
-        return lxml.html.document_fromstring(html)
+        doc = lxml.html.document_fromstring(html, parser=parser)
     except (etree.ParserError, ValueError):
         return None
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" and "depth" in e.message for e in parser.error_log):
+        return _TOO_DEEP
+    return doc
+
+
+_MAX_NESTING = 100  # well under libxml2's 256, as our count and libxml2's can differ
+_TAG = re.compile(r"<!--.*?-->|<(/?)([a-zA-Z][a-zA-Z0-9:-]*)(?:\s[^>]*)?(/?)>", re.DOTALL)
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
+         "param", "source", "track", "wbr"}
+_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "plaintext"}
+# An open tag that closes an open sibling of these names first (<p>…<p>…).
+_IMPLIED_CLOSE = {"p": {"p"}, "li": {"li"}, "dt": {"dt", "dd"}, "dd": {"dt", "dd"},
+                  "tr": {"tr", "td", "th"}, "td": {"td", "th"}, "th": {"td", "th"},
+                  "option": {"option"}}
+# How far down the open elements a closing tag looks for its match; beyond it the
+# closing tag is left as is (stray), which costs structure, never text.
+_CLOSE_SEARCH = 64
+
+
+def flatten_nesting(html: str, limit: int = _MAX_NESTING) -> str:
+    """`html` without the tags that open deeper than `limit` (and their closing tags);
+    a dropped block becomes a <br>, so paragraphs stay apart.
+
+    Runaway nesting (20,000 <div>s around the article, or hundreds of unclosed <font>s
+    on an old CMS page) would make libxml2 drop the article; the text is all kept.
+    """
+    out: list[str] = []
+    stack: list[tuple[str, bool]] = []  # open elements: (name, kept)
+    kept = 0
+    copied = 0  # html[:copied] is in `out`
+    pos = 0
+    broke = False  # `out` ends with a <br> standing for dropped blocks
+    while (m := _TAG.search(html, pos)) is not None:
+        pos = m.end()
+        name = (m.group(2) or "").lower()
+        if not name or m.group(3) or name in _VOID:
+            continue  # comments and empty elements take no depth
+        if not m.group(1):
+            if name in _RAW_TEXT:  # its content is not markup: skip to its end
+                end = re.compile(rf"</{name}\s*>", re.IGNORECASE).search(html, pos)
+                pos = end.end() if end else len(html)
+                continue
+            while stack and stack[-1][0] in _IMPLIED_CLOSE.get(name, ()):
+                kept -= stack.pop()[1]
+            keep = kept < limit
+            stack.append((name, keep))
+            kept += keep
+        else:
+            match = next((i for i in range(len(stack) - 1, max(-1, len(stack) - 1 - _CLOSE_SEARCH), -1)
+                          if stack[i][0] == name), None)
+            if match is None:
+                continue
+            keep = stack[match][1]
+            kept -= sum(k for _, k in stack[match:])
+            del stack[match:]
+        if not keep:
+            between = html[copied:m.start()]
+            out.append(between)
+            copied = m.end()
+            if name in _BLOCK_TAGS and not (broke and not between.strip()):
+                out.append("<br>")  # a dropped paragraph still ends a line
+                broke = True
+            elif between.strip():
+                broke = False
+    out.append(html[copied:])
+    return "".join(out)
 
 
 def collect_meta(doc) -> dict[str, str]:
@@ -798,7 +886,7 @@ def extract_html(
     body_selector: str | None = None,
     fetched: datetime | None = None,
 ) -> Extracted:
-    doc = parse_document(html)
+    doc, html = parse_document(html)
     if doc is None:
         return Extracted("", "", None, None, None, None)
     meta = collect_meta(doc)

@@ -8,6 +8,7 @@ crawl can later run it in worker processes.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 from cyz.config import Source
@@ -15,8 +16,9 @@ from cyz.pipelines.decode import decode_html
 from cyz.pipelines.extract import Extracted, extract_html, extract_text
 from cyz.pipelines.language import detect_language
 from cyz.pipelines.script import detect_script, to_simplified
+from cyz.pipelines.sniff import sniff_page
 from cyz.pipelines.tag import Tagger, default_tagger
-from cyz.record import PIPELINE_VERSION, article_id
+from cyz.record import PIPELINE_VERSION, TEXT_LIMIT, article_id
 from cyz.urls import canonical_url
 
 
@@ -46,10 +48,21 @@ def record_from_text(text: str, url: str, *, source: Source | None = None,
     return _assemble(extract_text(text, url), url, source, None, tagger)
 
 
+def record_from_file(body: bytes, url: str, name: str = "", *, source: Source | None = None,
+                     tagger: Tagger | None = None) -> dict:
+    """A saved file, by what it holds: an HTML page, or plain text taken as already
+    extracted (a `.txt` file always is). Raises NotAPage for binary data or Markdown."""
+    if sniff_page(body, name) == "html":
+        return build_record(body, url, source=source, tagger=tagger)
+    text, _encoding = decode_html(body)  # the same charset detection as pages
+    return record_from_text(text, url, source=source, tagger=tagger)
+
+
 def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | None,
               tagger: Tagger | None) -> dict:
     canonical = canonical_url(url) if "://" in url else url
-    sample = f"{ex.title}\n{ex.text}"
+    text, truncated = cap_text(ex.text)
+    sample = f"{ex.title}\n{text}"
     record = {
         "id": article_id(canonical),
         "url": url,
@@ -58,9 +71,10 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         "source_kind": source.kind if source else "",
         "source_region": source.region if source else "",
         "title": ex.title,
-        "text": ex.text,
+        "text": text,
+        "text_truncated": truncated,
         "title_zh": to_simplified(ex.title),
-        "text_zh": to_simplified(ex.text),
+        "text_zh": to_simplified(text)[:TEXT_LIMIT],
         "published_at": ex.published_at,
         "crawled_at": fetched_at or now_iso(),
         "gone_at": None,
@@ -76,10 +90,33 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         "event_types": [],
         "pipeline_version": PIPELINE_VERSION,
         # Of the clean text, so a page whose chrome changed keeps its hash.
-        "content_hash": hashlib.sha1(ex.text.encode("utf-8")).hexdigest(),
+        "content_hash": hashlib.sha1(text.encode("utf-8")).hexdigest(),
     }
     (tagger or default_tagger()).tag(record)
     return record
+
+
+# How far back from the limit a paragraph or sentence end is looked for.
+_CUT_WINDOW = 2_000
+_SENTENCE_END = re.compile(r"[。！？!?…；;.](?:[”’」』）)\]])*")
+
+
+def cap_text(text: str, limit: int = TEXT_LIMIT) -> tuple[str, bool]:
+    """`text` cut to at most `limit` characters, and whether it was cut.
+
+    The cut falls at the last paragraph end, else sentence end, within the last
+    `_CUT_WINDOW` characters before the limit, so the stored text does not stop
+    mid-sentence; failing both, at the limit.
+    """
+    if len(text) <= limit:
+        return text, False
+    head = text[:limit]
+    floor = limit - _CUT_WINDOW
+    newline = head.rfind("\n", floor)
+    if newline > 0:
+        return head[:newline].rstrip(), True
+    ends = [m.end() for m in _SENTENCE_END.finditer(head, floor)]
+    return head[:ends[-1]] if ends else head, True
 
 
 def _parse_iso(value: str | None) -> datetime | None:

@@ -164,3 +164,47 @@ def test_realpages_quality_floor():
     assert result["title"] >= 0.97
     assert result["date"] >= 0.96
     assert result["origin"] >= 0.9
+
+
+def test_runaway_nesting_keeps_the_article():
+    # Below 256 levels libxml2 keeps everything; past it (and past huge_tree's 2048) it
+    # silently drops the rest of the document, article included.
+    paragraph = "12月4日，遵义市与重庆市江北区签署战略合作协议，双方将在产业协作等领域深化合作。"
+    article = "".join(f"<p>{paragraph}第{i}段。</p>" for i in range(4))
+    pages = {depth: "<div>" * depth + article + "</div>" * depth for depth in (300, 3000, 20_000)}
+    pages["unclosed"] = "<font>" * 400 + article  # old CMS pages never close their <font>s
+    for case, body in pages.items():
+        html = (f"<html><head><title>遵义与重庆签约</title></head><body>{body}"
+                "<div class='article'><p>尾部说明。</p></div></body></html>")
+        ex = extract_html(html)
+        assert ex.title == "遵义与重庆签约", case
+        lines = ex.text.splitlines()
+        for i in range(4):
+            assert f"{paragraph}第{i}段。" in lines, case  # paragraphs stay apart
+
+
+def test_control_characters_in_a_page_do_not_break_extraction():
+    # libxml2 keeps them in text nodes; lxml then refuses to move such text around.
+    html = ("<html><head><title>遵义与重庆签约</title></head><body><div class='article'>"
+            "<p>遵义市与重庆市签署合作协议，\x0b推动成渝地区双城经济圈建设。\x01</p>"
+            "<div style='display:none'>隐藏</div>\x02尾\x1f巴</div></body></html>")
+    ex = extract_html(html)
+    assert "遵义市与重庆市签署合作协议" in ex.text
+
+
+def test_stored_text_is_capped_at_a_paragraph_end():
+    from cyz.pipelines.page import build_record, record_from_text
+    from cyz.record import TEXT_LIMIT
+
+    paragraph = "遵义市与重庆市签署合作协议，推动成渝地区双城经济圈建设。" * 20
+    text = "遵义与重庆签约\n" + "\n".join(paragraph for _ in range(TEXT_LIMIT // len(paragraph) + 50))
+    rec = record_from_text(text, "https://example.cn/a.html")
+    assert rec["text_truncated"] is True
+    assert TEXT_LIMIT - len(paragraph) <= len(rec["text"]) <= TEXT_LIMIT
+    assert rec["text"].endswith(paragraph) and len(rec["text_zh"]) <= TEXT_LIMIT
+    # One endless paragraph: cut at a sentence end.
+    rec = record_from_text("遵义与重庆签约\n" + paragraph * 1000, "https://example.cn/b.html")
+    assert rec["text_truncated"] is True and rec["text"].endswith("。")
+    assert TEXT_LIMIT - 1000 <= len(rec["text"]) <= TEXT_LIMIT
+    html = f"<html><head><title>遵义与重庆签约</title></head><body><p>{paragraph}</p></body></html>"
+    assert build_record(html.encode(), "https://example.cn/c.html")["text_truncated"] is False
