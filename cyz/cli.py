@@ -356,6 +356,44 @@ def reextract(source_ids) -> None:
 
 
 @main.command()
+@click.argument("target", metavar="ID_OR_URL")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {id, url, versions: [{version, fetched_at, title, chars, diff}]} as JSON.")
+def history(target, as_json) -> None:
+    """The versions of one article: when each was fetched, its title and length, and
+    what changed in the text (sentence by sentence).
+
+    A new version is kept when a re-crawl finds the article's title or text changed;
+    page chrome (links to other articles) and `cyz reextract` do not make one.
+    ID_OR_URL is the record's `id` or the article's URL.
+    """
+    from rich.text import Text
+
+    from cyz.history import UnknownArticle
+    from cyz.history import history as versions_of
+
+    try:
+        report = versions_of(paths.data_dir(), target, _load(None))
+    except UnknownArticle as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(report)
+        return
+    out.print(f"{report['url']}  [dim]id {report['id']}[/dim]")
+    styles = {"-": "red", "+": "green", "@": "dim"}
+    for v in report["versions"]:
+        line = Text(f"v{v['version']}  {v['fetched_at']}  ", style="bold")
+        line.append(f"{v['title']}  ({v['chars']} characters)", style="")
+        out.print(line)
+        if v.get("error"):
+            out.print(Text(f"    cannot extract: {v['error']}", style="red"))
+        elif v["diff"] == "":
+            out.print(Text("    text unchanged", style="dim"))
+        for diff_line in (v["diff"] or "").splitlines():
+            out.print(Text(f"    {diff_line}", style=styles.get(diff_line[:1], "")))
+
+
+@main.command()
 @click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after.")
 @click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Published on or before.")
 @click.option("--region", "regions", multiple=True, help="Articles that mention this place.")

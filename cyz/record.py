@@ -50,6 +50,10 @@ class Article(BaseModel):
     text_zh: str = ""
     published_at: str | None = None
     crawled_at: str | None = None
+    # When the article's title or text last changed (the first crawl's `crawled_at` until
+    # it does); `version` counts those contents: 1 for a new article, +1 per change.
+    updated_at: str | None = None
+    version: int = 1
     gone_at: str | None = None
     language: str | None = None
     script: str | None = None

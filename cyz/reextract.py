@@ -7,11 +7,12 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from cyz.config import Source
 from cyz.index import open_engine
-from cyz.pipelines.archive import RawArchive, RawPage
+from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
 from cyz.pipelines.page import build_record
 from cyz.pipelines.store import RecordWriter, apply_placement
@@ -59,7 +60,9 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
     engine.init()
     archive = RawArchive(data_dir)
     reprints = ReprintIndex(data_dir / "reprints.sqlite3")
-    writer = RecordWriter(engine)
+    # The writer puts each page back with its new text hash: the same bytes, so never a
+    # new version, but later crawls compare edits with what this pipeline extracts.
+    writer = RecordWriter(engine, archive)
     configured = {s.id: s for s in sources}
     counts = {"reextracted": 0, "failed": 0}
     pool = ProcessPoolExecutor(max_workers=default_workers(),
@@ -79,7 +82,9 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
                     record[key] = old[key]
             placement = reprints.place(record["id"], record["text_zh"], record["published_at"])
             apply_placement(record, placement)
-            writer.add(record, placement.changed)
+            # Re-extraction is not an edit: the archive's version stands.
+            record["version"], record["updated_at"] = raw.version, raw.fetched_at
+            writer.add(record, placement.changed, replace(raw, text_hash=text_hash(record)))
             counts["reextracted"] += 1
             if progress:
                 progress(counts["reextracted"])

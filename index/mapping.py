@@ -82,6 +82,8 @@ ARTICLE_PROPERTIES = {
     "text_zh": _TEXT,
     "published_at": _DATE,
     "crawled_at": _DATE,
+    "updated_at": _DATE,
+    "version": {"type": "integer"},
     "gone_at": _DATE,
     "language": _KEYWORD,
     "script": _KEYWORD,

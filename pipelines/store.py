@@ -17,7 +17,7 @@ from cyz.crawler.items import PageItem
 from cyz.crawler.state import CrawlState, body_hash
 from cyz.index import open_engine
 from cyz.index.base import Engine
-from cyz.pipelines.archive import RawArchive, RawPage
+from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import Placement, ReprintIndex
 from cyz.pipelines.process import ArticleItem
 from cyz.record import PIPELINE_VERSION, article_id
@@ -120,7 +120,8 @@ class StorePipeline:
         if outcome in ("new", "updated"):
             self.stats.inc_value(f"cyz/{outcome}")
             raw = RawPage(record["id"], page.url, page.source_id, page.http_charset,
-                          page.fetched_at or record["crawled_at"], page.body)
+                          page.fetched_at or record["crawled_at"], page.body, text_hash(record))
+            record["version"], record["updated_at"] = self.writer.archive.version_of(raw)
             self.fetches.append(page)
             self.writer.add(record, item.cluster_changes, raw)
         elif outcome == "unchanged":
