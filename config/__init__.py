@@ -98,7 +98,39 @@ class SourcesFile(_Strict):
     sources: list[Source]
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML, stricter in two ways. Anchors and aliases are refused: nine levels of
+    `&a`/`*a` expand to gigabytes (an alias bomb), and no config file needs them. A key
+    given twice in one mapping is refused: PyYAML would silently keep the last one."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed in cyz config "
+                "files; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[object, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    earlier = first.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: the base constructor reports it
+                if earlier is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice in one mapping "
+                        f"(first on line {earlier.start_mark.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> object:
+    """Every config file is read here (see `_ConfigLoader` for what it refuses)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -106,7 +138,9 @@ def _read_yaml(path: Path) -> object:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_ConfigLoader)  # safe: _ConfigLoader is a SafeLoader
+    except RecursionError:
+        raise ConfigError(f"{path}: bad YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

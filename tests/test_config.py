@@ -341,3 +341,72 @@ def test_bad_topic_names_the_region_and_field(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message and "'遵义'" in message
     assert "field 'alias'" in message and "'aliases'" in message
+
+
+# -- YAML cyz refuses: anchors/aliases (alias bombs) and keys given twice ---------------
+
+def _alias_bomb(levels: int = 9) -> str:
+    """The billion-laughs shape: each level lists the previous one nine times."""
+    lines = ["    notes:", "      - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for n in range(1, levels):
+        lines.append(f"      - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY + _alias_bomb(), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message and "line 9" in message  # the first anchor
+    assert "anchors and aliases" in message
+    assert len(message) < 300  # one clear line, not the expanded value
+
+
+@pytest.mark.parametrize("text", [
+    "regions:\n  - &zy {name: 遵义}\n",  # an anchor alone
+    "regions:\n  - name: 遵义\n    aliases: [遵义市]\ncompounds:\n  渝: [*x]\n",  # an unknown alias
+    "base: &b {name: 遵义}\nregions:\n  - <<: *b\n",  # a merge key needs an alias
+])
+def test_anchors_and_aliases_are_refused_in_topic_yaml(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_topic(path)
+    assert str(path) in str(info.value) and "anchors and aliases" in str(info.value)
+
+
+def test_key_given_twice_names_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + GOOD_ENTRY + "    region: 重庆\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    message = str(info.value)
+    assert str(path) in message and "line 8" in message
+    assert "'region' given twice" in message and "first on line 5" in message
+
+
+def test_top_level_key_given_twice_in_topic_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text("regions:\n  - name: 遵义\nfocus_regions: [遵义]\nregions:\n  - name: 成都\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_topic(path)
+    message = str(info.value)
+    assert str(path) in message and "line 4" in message and "'regions' given twice" in message
+
+
+def test_the_same_key_in_different_mappings_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text("regions:\n  - name: 遵义\n  - name: 成都\n", encoding="utf-8")
+    assert [r.name for r in load_topic(path).regions] == ["遵义", "成都"]
+
+
+def test_deep_nesting_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text("regions: " + "[" * 50_000 + "]" * 50_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply") as info:
+        load_topic(path)
+    assert str(path) in str(info.value)
+
