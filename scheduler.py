@@ -1,6 +1,7 @@
 """Run the cyz scheduler: `python scheduler.py` is the same as `cyz schedule`."""
 
-from cyz.scheduling import run_forever
+from cyz.cli import main
 
 if __name__ == "__main__":
-    run_forever()
+    # Through the command, so settings and config are checked the same way (exit 2).
+    main(["schedule"], prog_name="cyz")

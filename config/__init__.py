@@ -10,12 +10,21 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -186,7 +195,10 @@ def _explain(path: Path, data: object, exc: ValidationError, list_key: str,
             label = f"entry {entry_id!r}" if entry_id else f"entry #{loc[1] + 1}"
             lines.append(f"{path}: {label}, field {field!r}: {msg}")
         else:
-            lines.append(f"{path}: field {where!r}: {_describe(err, file_keys)}")
+            msg = _describe(err, file_keys)
+            if not where and ":" in msg:  # a whole-file check names its field first
+                where, msg = (s.strip() for s in msg.split(":", 1))
+            lines.append(f"{path}: field {where!r}: {msg}")
     return ConfigError("\n".join(lines))
 
 
@@ -208,29 +220,40 @@ def load_sources(path: Path) -> list[Source]:
     return parsed.sources
 
 
+def _not_blank(value: str) -> str:
+    # The tagger matches these names as regex alternatives: an empty one would match at
+    # every position, a blank one at every space.
+    if not value.strip():
+        raise ValueError(f"must not be empty or blank (got {value!r})")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
 class Place(_Strict):
-    name: str
-    aliases: list[str] = Field(default_factory=list)
+    name: NonBlank
+    aliases: list[NonBlank] = Field(default_factory=list)
 
 
 class Region(_Strict):
-    name: str
-    parent: str | None = None
-    aliases: list[str] = Field(default_factory=list)
+    name: NonBlank
+    parent: NonBlank | None = None
+    aliases: list[NonBlank] = Field(default_factory=list)
     places: list[Place] = Field(default_factory=list)
 
 
 class Topic(_Strict):
-    id: str
-    name: str
-    keywords: list[str]
+    id: NonBlank
+    name: NonBlank
+    keywords: list[NonBlank]
 
 
 class TopicFile(_Strict):
     regions: list[Region]
-    compounds: dict[str, list[str]] = Field(default_factory=dict)
+    compounds: dict[NonBlank, list[NonBlank]] = Field(default_factory=dict)
     topics: list[Topic] = Field(default_factory=list)
-    focus_regions: list[str] = Field(default_factory=list)
+    focus_regions: list[NonBlank] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_regions(self) -> TopicFile:
@@ -253,3 +276,29 @@ def load_topic(path: Path) -> TopicFile:
         return TopicFile.model_validate(data)
     except ValidationError as exc:
         raise _explain(path, data, exc, "regions", Region, TopicFile, id_key="name") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every file of a config dir, validated together (`load_config`)."""
+
+    dir: Path
+    sources: list[Source]
+    topic: TopicFile
+
+    @property
+    def topic_file(self) -> Path:
+        return self.dir / "topic.yaml"
+
+
+def load_config(config_dir: Path, *, sources_file: Path | None = None) -> Config:
+    """Read and validate every config file of `config_dir` (`sources_file` instead of its
+    sources.yaml when given); raise ConfigError naming the file, entry and field.
+
+    The one way to load the configuration: every command and the scheduler call it in
+    the main process before any request, so a worker never is the first to find a bad
+    file."""
+    config_dir = Path(config_dir).resolve()
+    sources = load_sources(sources_file or config_dir / "sources.yaml")
+    topic = load_topic(config_dir / "topic.yaml")
+    return Config(dir=config_dir, sources=sources, topic=topic)

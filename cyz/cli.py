@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cyz import paths
-from cyz.config import ConfigError, Source, load_sources
+from cyz.config import Config, ConfigError, Source, load_config
+from cyz.settings import load_settings
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -23,18 +24,29 @@ def _print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}", markup=True, soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     sys.exit(code)
 
 
 def _load(sources_file: Path | None) -> list[Source]:
-    path = sources_file or paths.config_dir() / "sources.yaml"
+    """The sources, once every config file was validated (exit 2 naming the file if not)."""
+    return _config(sources_file).sources
+
+
+def _config(sources_file: Path | None = None) -> Config:
+    # Every config file, checked here in the main process before any request, then
+    # pinned so the crawl child and its extraction workers read the files checked.
     try:
-        return load_sources(path)
+        config = load_config(paths.config_dir(), sources_file=sources_file)
     except ConfigError as exc:
         _fail(str(exc))
-    raise AssertionError  # unreachable
+    paths.pin_config_dir(config.dir)
+    return config
 
 
 def _select(sources: list[Source], ids: tuple[str, ...]) -> list[Source]:
@@ -68,6 +80,8 @@ class _Cyz(click.Group):
         from cyz.index.search_engine import ApiError, EngineMisconfigured, EngineUnavailable
 
         try:
+            if not set(ctx.help_option_names) & set(ctx.args):  # --help needs no settings
+                load_settings(warn=_warn)  # every CYZ_* variable, before anything runs
             return super().invoke(ctx)
         except (ConfigError, ApiError, EngineMisconfigured, EngineUnavailable) as exc:
             _fail(str(exc))
@@ -195,6 +209,7 @@ def extract(target, as_json) -> None:
     """
     from cyz.pipelines.page import build_record, record_from_file
 
+    _config()  # the tagger's topic.yaml is checked (with every config file) before a fetch
     path = Path(target)
     if "://" in target:
         from cyz.fetch import fetch_url

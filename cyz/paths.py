@@ -20,6 +20,17 @@ def config_dir() -> Path:
     return Path(str(resources.files("cyz.config")))
 
 
+def pin_config_dir(path: Path) -> Path:
+    """Make `path`, absolute, the config dir of this process and of every process it starts.
+
+    The crawl child and its extraction workers resolve `config_dir()` themselves, from
+    the environment and their working directory; pinned, they read the very files the
+    main process has just validated, never another dir's."""
+    path = Path(path).resolve()
+    os.environ["CYZ_CONFIG_DIR"] = str(path)
+    return path
+
+
 def data_dir() -> Path:
     """`CYZ_DATA_DIR`, else the user data dir (e.g. ~/.local/share/cyz); created on first use."""
     env = os.environ.get("CYZ_DATA_DIR")

@@ -6,10 +6,10 @@ Alert runs and digests join this schedule with the alerts work; for now it only 
 from __future__ import annotations
 
 import logging
-import os
 
 from cyz import paths
-from cyz.config import load_sources
+from cyz.config import ConfigError, load_config
+from cyz.settings import load_settings
 
 log = logging.getLogger("cyz.scheduler")
 
@@ -19,7 +19,14 @@ TIMEZONE = "Asia/Shanghai"
 def nightly_crawl() -> None:
     from cyz.crawl import crawl
 
-    sources = [s for s in load_sources(paths.config_dir() / "sources.yaml") if s.enabled]
+    # The operator may have edited a file since start-up: check them all again, here in
+    # the scheduler's process, before any request. A bad edit skips the night in one line.
+    try:
+        config = load_config(paths.config_dir())
+    except ConfigError as exc:
+        log.error("nightly crawl skipped: %s", exc)
+        return
+    sources = [s for s in config.sources if s.enabled]
     summary = crawl(sources, data_dir=paths.data_dir())
     log.info("nightly crawl: %s", summary.as_dict())
 
@@ -28,14 +35,15 @@ def run_forever() -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.cron import CronTrigger
 
+    # Every CYZ_* setting and every config file are checked at start-up, not at 02:00
+    # (ConfigError / SettingsError: `cyz schedule` exits 2 naming the file or variable).
+    # The config dir is pinned, so each night's crawl reads the dir checked here.
+    at = load_settings().crawl_at
+    paths.pin_config_dir(load_config(paths.config_dir()).dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # Validate the config at start-up, not at 02:00.
-    load_sources(paths.config_dir() / "sources.yaml")
-    at = os.environ.get("CYZ_CRAWL_AT", "02:00")
-    hour, minute = (int(x) for x in at.split(":"))
     scheduler = BlockingScheduler(timezone=TIMEZONE)
-    scheduler.add_job(nightly_crawl, CronTrigger(hour=hour, minute=minute, timezone=TIMEZONE),
+    scheduler.add_job(nightly_crawl, CronTrigger(hour=at.hour, minute=at.minute, timezone=TIMEZONE),
                       id="nightly-crawl", max_instances=1, coalesce=True,
                       misfire_grace_time=3600)
-    log.info("scheduler started: nightly crawl at %s %s", at, TIMEZONE)
+    log.info("scheduler started: nightly crawl at %s %s", at.strftime("%H:%M"), TIMEZONE)
     scheduler.start()

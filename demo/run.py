@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cyz.config import load_sources
+from cyz import paths
+from cyz.config import load_config
 from cyz.crawl import RunSummary, crawl
 from cyz.index import open_engine
 from cyz.index.base import Filters
@@ -25,7 +26,11 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
     from cyz.demo.server import SiteServer
     from cyz.search import search
 
-    sources = load_sources(demo_dir() / "sources.yaml")
+    # The demo's own sources, with the topic.yaml (and every other file) of the config
+    # dir in use: all checked before the sites are served, and pinned for the workers.
+    config = load_config(paths.config_dir(), sources_file=demo_dir() / "sources.yaml")
+    paths.pin_config_dir(config.dir)
+    sources = config.sources
     with SiteServer(demo_dir() / "sites") as server:
         host_map = {host: f"127.0.0.1:{server.port}" for host in server.hosts}
         out.print(f"Serving {len(host_map)} sample sites on 127.0.0.1:{server.port}: "

@@ -71,4 +71,7 @@ class Tagger:
 
 @cache
 def default_tagger(path: Path | None = None) -> Tagger:
+    """The tagger of `config_dir()`'s topic.yaml. In the crawl's extraction workers that
+    is the file the main process validated before any request: it pins the config dir
+    (`cyz.paths.pin_config_dir`), so a worker never is the first to read a bad file."""
     return Tagger(load_topic(path or config_dir() / "topic.yaml"))

@@ -3,7 +3,10 @@ edit fails with a message that names the file, the entry and the field."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -410,3 +413,117 @@ def test_deep_nesting_is_a_config_error(tmp_path: Path) -> None:
         load_topic(path)
     assert str(path) in str(info.value)
 
+
+# -- topic.yaml: blank names --------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("regions:\n  - name: ''\n", "field 'name'"),
+    ("regions:\n  - name: 遵义\n    aliases: [遵义市, '  ']\n", "field 'aliases.1'"),
+    ("regions:\n  - name: 遵义\n    places:\n      - {name: ' '}\n", "field 'places.0.name'"),
+    ("regions:\n  - name: 遵义\n    places:\n      - {name: 汇川区, aliases: ['']}\n",
+     "field 'places.0.aliases.0'"),
+    ("regions:\n  - name: 遵义\ntopics:\n  - {id: coop, name: 合作, keywords: [合作, '']}\n",
+     "field 'topics.0.keywords.1'"),
+    ("regions:\n  - name: 遵义\ncompounds:\n  ' ': [遵义]\n", "field 'compounds"),
+])
+def test_blank_names_and_keywords_are_errors(tmp_path: Path, text: str, where: str) -> None:
+    # A blank name would match everywhere (an empty regex alternative) or at every space.
+    path = tmp_path / "topic.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_topic(path)
+    message = str(info.value)
+    assert str(path) in message and where in message and "blank" in message
+
+
+# -- load_config: every file of a config dir, validated together ---------------------
+
+def test_load_config_reads_sources_and_topic(tmp_path: Path) -> None:
+    from cyz.config import load_config
+
+    config = load_config(CONFIG_DIR)
+    assert config.dir == CONFIG_DIR.resolve()
+    assert {s.id for s in config.sources} == {s.id for s in load_sources(SOURCES_FILE)}
+    assert {"成都", "重庆", "遵义"} <= {r.name for r in config.topic.regions}
+    own = _write(tmp_path, "")
+    assert [s.id for s in load_config(CONFIG_DIR, sources_file=own).sources] == ["good-one"]
+
+
+def test_load_config_names_a_missing_or_broken_topic_file(tmp_path: Path) -> None:
+    from cyz.config import load_config
+
+    _write(tmp_path, "")
+    with pytest.raises(ConfigError, match="topic.yaml: cannot read"):
+        load_config(tmp_path)
+    (tmp_path / "topic.yaml").write_text("regions:\n  - name: ''\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="topic.yaml"):
+        load_config(tmp_path)
+
+
+# -- every command validates every config file before any request --------------------
+
+REPO = CONFIG_DIR.parent
+DEMO_SOURCES = REPO / "demo" / "sources.yaml"
+BROKEN_TOPIC = "regions:\n  - name: 遵义\n    alias: [遵义市]\n"
+
+
+def _cyz(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CYZ_")}
+    environ.update({"COLUMNS": "200", "no_proxy": "", "NO_PROXY": "", **env})
+    return subprocess.run([sys.executable, "-m", "cyz.cli", *args], capture_output=True,
+                          text=True, env=environ, cwd=REPO, timeout=600)
+
+
+@pytest.fixture
+def counting_sites():
+    """The demo sites on their own loopback server, reached as an http proxy, so the
+    test sees every request any command makes."""
+    from cyz.demo.server import SiteServer
+
+    with SiteServer(REPO / "demo" / "sites") as server:
+        yield server
+
+
+def _config_dir(tmp_path: Path, topic: str | None) -> Path:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.yaml").write_bytes(DEMO_SOURCES.read_bytes())
+    (config / "topic.yaml").write_text(
+        topic if topic is not None else (CONFIG_DIR / "topic.yaml").read_text(encoding="utf-8"),
+        encoding="utf-8")
+    return config
+
+
+COMMANDS = [
+    pytest.param(["crawl", "--source", "demo-qianxin", "--max-pages", "2"], id="crawl"),
+    pytest.param(["crawl", "--sources", str(DEMO_SOURCES), "--max-pages", "2"], id="crawl-sources"),
+    pytest.param(["sources", "check", "demo-qianxin", "--max-pages", "2"], id="sources-check"),
+    pytest.param(["extract", "http://news.qianxin-demo.com.cn/cyjj/"], id="extract-url"),
+    pytest.param(["reextract"], id="reextract"),
+    pytest.param(["demo"], id="demo"),
+    pytest.param(["schedule"], id="schedule"),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS)
+def test_broken_topic_stops_the_command_before_any_request(tmp_path, counting_sites, args):
+    proxy = f"http://127.0.0.1:{counting_sites.port}"
+    config = _config_dir(tmp_path, BROKEN_TOPIC)
+    proc = _cyz(*args, env={"CYZ_CONFIG_DIR": str(config), "CYZ_DATA_DIR": str(tmp_path / "data"),
+                            "http_proxy": proxy, "HTTP_PROXY": proxy})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert str(config / "topic.yaml") in proc.stderr and "field 'alias'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert counting_sites.count() == 0
+    assert "Serving" not in proc.stdout  # the demo did not even start its sites
+
+
+def test_the_same_setup_with_a_good_topic_does_fetch(tmp_path, counting_sites):
+    # The control for the test above: the proxy set-up really carries the requests.
+    proxy = f"http://127.0.0.1:{counting_sites.port}"
+    config = _config_dir(tmp_path, None)
+    proc = _cyz("sources", "check", "demo-qianxin", "--max-pages", "1", "--json",
+                env={"CYZ_CONFIG_DIR": str(config), "CYZ_DATA_DIR": str(tmp_path / "data"),
+                     "http_proxy": proxy, "HTTP_PROXY": proxy})
+    assert proc.returncode == 0, proc.stderr
+    assert counting_sites.count() > 0
