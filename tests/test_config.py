@@ -527,3 +527,23 @@ def test_the_same_setup_with_a_good_topic_does_fetch(tmp_path, counting_sites):
                      "http_proxy": proxy, "HTTP_PROXY": proxy})
     assert proc.returncode == 0, proc.stderr
     assert counting_sites.count() > 0
+
+
+def test_the_nightly_job_checks_the_config_again_and_skips_a_bad_night(
+        tmp_path, counting_sites, monkeypatch, caplog):
+    # The operator broke topic.yaml after the scheduler started: that night is skipped
+    # with one line in the log, and no request is made.
+    from cyz.scheduling import nightly_crawl
+
+    proxy = f"http://127.0.0.1:{counting_sites.port}"
+    config = _config_dir(tmp_path, BROKEN_TOPIC)
+    for name, value in {"CYZ_CONFIG_DIR": str(config), "CYZ_DATA_DIR": str(tmp_path / "data"),
+                        "http_proxy": proxy, "HTTP_PROXY": proxy, "no_proxy": "",
+                        "NO_PROXY": ""}.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level("ERROR", logger="cyz.scheduler"):
+        nightly_crawl()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"nightly crawl skipped: {config / 'topic.yaml'}: entry '遵义', field 'alias': "
+        "unknown key (did you mean 'aliases'?)"]
+    assert counting_sites.count() == 0
