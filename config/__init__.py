@@ -8,7 +8,6 @@ edit fails before any request is made.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from cyz.urls import url_pattern
+
 
 class ConfigError(ValueError):
     """A configuration file is unreadable or invalid; the message names file, entry and field."""
@@ -36,11 +37,10 @@ class _Strict(BaseModel):
 
 
 def _compile_all(patterns: list[str]) -> list[str]:
+    # RE2, as the crawl matches them (linear time); Python's `re` would accept patterns
+    # the crawl cannot run (backreferences, lookarounds).
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+        url_pattern(pattern)  # raises ValueError naming the pattern and RE2's reason
     return patterns
 
 
@@ -70,6 +70,14 @@ class Source(_Strict):
     download_delay: float | None = Field(default=None, ge=0)
     body_selector: str | None = None
     notes: str | list[str] | None = None
+    # Intranet sites only: let the crawl reach hosts that resolve to private, loopback or
+    # link-local addresses (refused otherwise, unless an entry URL names the address).
+    allow_private_addresses: bool = False
+    # Query parameters that only track on this site, beyond the built-in list
+    # (cyz.urls.TRACKING_PARAMS): dropped from the canonical URL and the stored URL.
+    tracking_params: list[str] = Field(default_factory=list)
+    # List/follow/pager pages per run; None: the crawl's CYZ_MAX_LIST_PAGES; 0: no cap.
+    max_list_pages: int | None = Field(default=None, ge=0)
 
     _patterns = field_validator("article_patterns", "follow_patterns")(_compile_all)
     _urls = field_validator("start_urls", "feeds", "sitemaps")(_check_urls)

@@ -1,5 +1,10 @@
 """Downloader middlewares and the failure classification the run summary reports.
 
+- `OnSiteMiddleware` keeps every request (redirects and robots.txt included) on its
+  source's domains: the spider's requests carry `dont_filter`, which Scrapy's offsite
+  filter lets through and RedirectMiddleware copies to the redirected request.
+- `PrivateAddressMiddleware` refuses hosts that resolve to private, loopback or
+  link-local addresses, unless the source opts in (`allow_private_addresses`).
 - `LoopbackHostsMiddleware` sends requests for mapped host names to the loopback site
   server as an HTTP proxy (demo and tests; never set in production).
 - `ConditionalRequestMiddleware` turns a re-crawl of a stored article into a
@@ -32,14 +37,104 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import error as txerror
 
 from cyz.crawler.state import CrawlState
-from cyz.urls import canonical_url
+from cyz.urls import canonical_url, host_allowed, ip_literal, is_private_address, is_private_host
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
 
+    from cyz.config import Source
+
 ARTICLE_STATUSES = [304, 404, 410]
+
+
+class RefusedRequest(IgnoreRequest):
+    """A request cyz will not make; `reason` is its `cyz/failed/<reason>` name."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _spider_sources(crawler: Crawler) -> list[Source]:
+    sources = getattr(crawler.spider, "configured_sources", None)
+    if sources is None:
+        raise NotConfigured("not a cyz spider")
+    return sources()
+
+
+class OnSiteMiddleware:
+    """Every request stays on the domains of its source (meta `cyz_source`); a request
+    without one (robots.txt, its redirects) on the domains of some source. Anything
+    else — in practice a redirect off the site — is refused as `offsite_redirect`.
+
+    Replaces Scrapy's OffsiteMiddleware at 50, before RobotsTxtMiddleware (100), so an
+    off-site host does not even get its robots.txt fetched. Redirected requests come
+    back through the scheduler and so through here."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.domains = {s.id: [d.lower() for d in s.domains] for s in sources}
+        self.any_domain = sorted({d for ds in self.domains.values() for d in ds})
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> OnSiteMiddleware:
+        return cls(_spider_sources(crawler))
+
+    def process_request(self, request: Request) -> None:
+        host = urlparse_cached(request).hostname or ""
+        source_id = request.meta.get("cyz_source")
+        domains = self.domains.get(source_id, self.any_domain)
+        if not host_allowed(host, domains):
+            raise RefusedRequest("offsite_redirect",
+                                 f"{request.url} is off the domains of {source_id or 'every source'}")
+
+
+class PrivateAddressMiddleware:
+    """Refuses a request whose host is, or resolves to, a private, loopback, link-local
+    or reserved address (`private_address`): a public site must not steer the crawl at
+    the office's own network or a cloud metadata service.
+
+    Allowed: an IP literal or `localhost` that the source names itself (it passed
+    OnSiteMiddleware, which admits an address only by exact match), every host of a
+    source with `allow_private_addresses`, and requests through a proxy (`CYZ_HOST_MAP`,
+    `http_proxy`: the operator chose it, and the proxy resolves the name).
+
+    Runs at 760, after the proxy is chosen (LoopbackHosts 740, HttpProxy 750). The name
+    is resolved through the reactor's resolver, whose cache (DNSCACHE_ENABLED) then
+    serves the connection the same answer, so the address checked is the one used."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.domains = {s.id: [d.lower() for d in s.domains] for s in sources}
+        self.any_domain = sorted({d for ds in self.domains.values() for d in ds})
+        self.opted_in = {s.id for s in sources if s.allow_private_addresses}
+        self.opted_in_domains = sorted({d for s in sources if s.allow_private_addresses
+                                        for d in self.domains[s.id]})
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateAddressMiddleware:
+        return cls(_spider_sources(crawler))
+
+    async def process_request(self, request: Request) -> None:
+        if request.meta.get("proxy"):
+            return
+        name = urlparse_cached(request).hostname or ""  # as the connection will resolve it
+        host = name.lower().rstrip(".")
+        source_id = request.meta.get("cyz_source")
+        if source_id in self.opted_in or (
+                source_id is None and host_allowed(host, self.opted_in_domains)):
+            return
+        if ip_literal(host) is not None or is_private_host(host):
+            if is_private_host(host) and not host_allowed(
+                    host, self.domains.get(source_id, self.any_domain)):
+                raise RefusedRequest("private_address", f"{request.url}: a private address")
+            return
+        from twisted.internet import reactor
+
+        address = await maybe_deferred_to_future(reactor.resolve(name))
+        if is_private_address(address):
+            raise RefusedRequest("private_address",
+                                 f"{request.url}: {host} resolves to private address {address}")
 
 
 class LoopbackHostsMiddleware:
@@ -50,6 +145,7 @@ class LoopbackHostsMiddleware:
 
     def __init__(self, host_map: dict[str, str]) -> None:
         self.proxies = {h.lower(): f"http://{addr}" for h, addr in host_map.items()}
+        self.proxy_urls = set(self.proxies.values())
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LoopbackHostsMiddleware:
@@ -63,6 +159,10 @@ class LoopbackHostsMiddleware:
         proxy = self.proxies.get(host)
         if proxy:
             request.meta["proxy"] = proxy
+        elif request.meta.get("proxy") in self.proxy_urls:
+            # A redirect from a mapped host to another copies the meta: the loopback
+            # proxy is for mapped hosts only.
+            del request.meta["proxy"]
 
 
 class ConditionalRequestMiddleware:
@@ -146,6 +246,8 @@ def failure_reason(failure: Failure) -> str:
     if isinstance(exc, HttpError):
         status = exc.response.status
         return "http_5xx" if status >= 500 else f"http_{status // 100}xx"
+    if isinstance(exc, RefusedRequest):
+        return exc.reason
     if isinstance(exc, IgnoreRequest):
         msg = str(exc)
         if "robots.txt" in msg:
@@ -153,7 +255,7 @@ def failure_reason(failure: Failure) -> str:
         if "redirections" in msg:
             return "redirect_loop"
         if "offsite" in msg:
-            return "offsite"
+            return "offsite_redirect"
         if "max size" in msg or "larger than" in msg:
             return "too_large"
         return "ignored"

@@ -3,7 +3,8 @@
 Politeness first: robots.txt is obeyed, AutoThrottle adapts the pace to each site's
 latency, at most two requests per host at a time, and retries back off exponentially.
 Limits keep one bad page from hurting the run: 20 s timeout, 10 MB per page, five
-redirects.
+redirects, 200 list pages per source. Hostile sites are kept in bounds: requests stay on
+the source's domains (redirects included) and off private addresses.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ BASE_SETTINGS: dict[str, Any] = {
     "DOWNLOAD_MAXSIZE": 10 * 1024 * 1024,
     "DOWNLOAD_WARNSIZE": 4 * 1024 * 1024,
     "REDIRECT_MAX_TIMES": 5,
+    # PrivateAddressMiddleware checks the address a name resolves to; the DNS cache then
+    # gives the connection that same address (no second lookup a site could answer
+    # differently).
+    "DNSCACHE_ENABLED": True,
     # The spider de-duplicates by canonical URL; Scrapy's depth tracking is not ours
     # (per-source max_depth lives in the spider).
     "DEPTH_LIMIT": 0,
@@ -57,10 +62,14 @@ BASE_SETTINGS: dict[str, Any] = {
     "STATS_DUMP": False,
     "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
     "DOWNLOADER_MIDDLEWARES": {
+        # Scrapy's offsite filter skips dont_filter requests (all of ours): replaced.
+        "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+        "cyz.crawler.middlewares.OnSiteMiddleware": 50,
         "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
         "cyz.crawler.middlewares.BackoffRetryMiddleware": 550,
         "cyz.crawler.middlewares.ConditionalRequestMiddleware": 560,
         "cyz.crawler.middlewares.LoopbackHostsMiddleware": 740,
+        "cyz.crawler.middlewares.PrivateAddressMiddleware": 760,
     },
     "EXTENSIONS": {
         "scrapy.extensions.telnet.TelnetConsole": None,
@@ -69,6 +78,10 @@ BASE_SETTINGS: dict[str, Any] = {
         "cyz.crawler.run.ProgressExtension": 500,
     },
     "CYZ_MAX_PAGES": 0,  # article pages per run; 0 = no cap
+    # List/follow/pager pages per source per run (a source's `max_list_pages` overrides;
+    # 0 = no cap): max_depth alone does not bound a site whose list pages fan out into
+    # ever-new URLs (a calendar linking every next day).
+    "CYZ_MAX_LIST_PAGES": 200,
     "CYZ_WORKERS": 0,  # extraction worker processes; 0 = one per core, 1 = in-process
     # JS-pager pages generated per list (newest first). max_depth cannot bound them (they
     # are all one hop from the list), and a nightly run needs only the recent pages.

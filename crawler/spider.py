@@ -6,11 +6,16 @@ Each source enters by its start URLs (list pages), feeds (RSS/Atom) and sitemaps
 pager written in JavaScript (`createPageHTML(total, current, "index", "html")`) whose
 pages appear nowhere in the HTML, so the spider generates them.
 
-Requests stay on the source's domains, within `max_depth` link hops of an entry URL
-(pagination counts; feed and sitemap entries are listings and are not hops), and under
-the run's article cap `CYZ_MAX_PAGES`. Every URL is de-duplicated by its canonical form
-before it is requested; an article reached under a second spelling (`?from=...`,
-`#comments`, `_wap.html`) counts as a URL duplicate.
+Requests stay on the source's domains (links here; redirects and robots.txt in
+`OnSiteMiddleware`), within `max_depth` link hops of an entry URL (pagination counts;
+feed and sitemap entries are listings and are not hops), under the run's article cap
+`CYZ_MAX_PAGES` and the per-source list page cap (`max_list_pages`, default
+`CYZ_MAX_LIST_PAGES`: a calendar of ever-new list URLs must end). Source patterns are RE2
+(linear time). Every URL is de-duplicated by its canonical form before it is
+requested; an article reached under a second spelling (`?from=timeline`, `#comments`,
+`_wap.html`) counts as a URL duplicate. A URL is requested, and a record keeps it,
+without tracking parameters or fragment, so the stored URL does not depend on which
+spelling arrived first.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from scrapy.utils.sitemap import Sitemap
 from cyz.config import Source
 from cyz.crawler.items import PageItem
 from cyz.crawler.middlewares import failure_reason
-from cyz.urls import canonical_url
+from cyz.urls import canonical_url, clean_url, host_allowed, url_pattern
 
 # createPageHTML(12, 0, "index", "html") and createPage(12, 0, "index", "shtml"):
 # total pages, current page (0-based), file stem, extension.
@@ -47,11 +52,6 @@ MAX_FAILURE_SAMPLES = 50
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _host_allowed(host: str, domains: Iterable[str]) -> bool:
-    host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def header_charset(content_type: str | None) -> str | None:
@@ -79,13 +79,19 @@ def pager_urls(page_url: str, html: str, limit: int = 0) -> list[str]:
 
 
 class _Compiled:
-    """A source with its regexes compiled once."""
+    """A source with its regexes compiled once (RE2, never Python's `re`: a pattern
+    written by the operator meets URLs written by the site) and its per-run counters."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, max_list_pages: int) -> None:
         self.source = source
-        self.articles = [re.compile(p) for p in source.article_patterns]
-        self.follows = [re.compile(p) for p in source.follow_patterns]
+        self.articles = [url_pattern(p) for p in source.article_patterns]
+        self.follows = [url_pattern(p) for p in source.follow_patterns]
         self.domains = [d.lower() for d in source.domains]
+        self.tracking = frozenset(p.lower() for p in source.tracking_params)
+        self.max_list_pages = (source.max_list_pages if source.max_list_pages is not None
+                               else max_list_pages)
+        self.list_pages = 0  # list requests made this run, entry URLs included
+        self.list_capped: set[str] = set()  # canonical list URLs cut by the cap
 
     def is_article(self, url: str) -> bool:
         return any(p.search(url) for p in self.articles)
@@ -113,14 +119,17 @@ class SourceSpider(scrapy.Spider):
     def _configure(self, settings: Any) -> None:
         raw = self._sources_arg if self._sources_arg is not None else settings.getlist("CYZ_SOURCES")
         sources = [s if isinstance(s, Source) else Source.model_validate(s) for s in raw]
-        self.sources = {s.id: _Compiled(s) for s in sources if s.enabled}
-        # Scrapy's OffsiteMiddleware then also stops redirects that leave every source.
-        self.allowed_domains = sorted({d for c in self.sources.values() for d in c.domains})
+        max_list_pages = settings.getint("CYZ_MAX_LIST_PAGES")
+        self.sources = {s.id: _Compiled(s, max_list_pages) for s in sources if s.enabled}
         self.max_pages = settings.getint("CYZ_MAX_PAGES")
         self.pager_limit = settings.getint("CYZ_PAGER_LIMIT")
         self._seen: dict[str, str] = {}  # canonical URL → first spelling requested
         self._articles = 0
         self._failure_samples: list[str] = []
+
+    def configured_sources(self) -> list[Source]:
+        """The enabled sources of this run (for the middlewares that police requests)."""
+        return [c.source for c in self.sources.values()]
 
     # -- stats -------------------------------------------------------------------
     def _inc(self, key: str, n: int = 1) -> None:
@@ -133,10 +142,10 @@ class SourceSpider(scrapy.Spider):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
-        if not _host_allowed(parts.hostname, comp.domains):
+        if not host_allowed(parts.hostname, comp.domains):
             self._inc("cyz/offsite_links")
             return None
-        canon = canonical_url(url)
+        canon = canonical_url(url, comp.tracking)
         first = self._seen.get(canon)
         if first is not None:
             # Same canonical page under another spelling: a URL duplicate, not a re-fetch.
@@ -146,6 +155,14 @@ class SourceSpider(scrapy.Spider):
         if self.max_pages and self._articles >= self.max_pages:
             self._inc("cyz/capped")
             return None
+        if kind == "list":
+            if via != "start" and comp.max_list_pages \
+                    and comp.list_pages >= comp.max_list_pages:
+                if canon not in comp.list_capped:  # each URL cut is counted once
+                    comp.list_capped.add(canon)
+                    self._inc("cyz/list_pages_capped")
+                return None
+            comp.list_pages += 1
         self._seen[canon] = url
         if kind == "article":
             self._articles += 1
@@ -172,8 +189,10 @@ class SourceSpider(scrapy.Spider):
             meta["cyz_referer"] = referer
         # dont_filter: de-duplication happened above, by canonical URL; Scrapy's own
         # filter would also swallow the second leg of a redirect loop without a trace.
-        return scrapy.Request(url, callback=callback, errback=self.on_error, meta=meta,
-                              headers=headers, priority=priority, dont_filter=True)
+        # (Scrapy's offsite filter skips such requests too: OnSiteMiddleware does not.)
+        return scrapy.Request(clean_url(url, comp.tracking), callback=callback,
+                              errback=self.on_error, meta=meta, headers=headers,
+                              priority=priority, dont_filter=True)
 
     def _links(self, comp: _Compiled, response: TextResponse) -> Iterator[scrapy.Request]:
         depth = response.meta.get("cyz_depth", 0) + 1
@@ -188,8 +207,9 @@ class SourceSpider(scrapy.Spider):
             except ValueError:
                 continue
             # Patterns are written for clean URLs; a copy with a tracking parameter
-            # (`?from=...`) is matched by its canonical form, then counted as a duplicate.
-            canon = canonical_url(url)
+            # (`?from=timeline`) is matched by its canonical form, then counted as a
+            # duplicate.
+            canon = canonical_url(url, comp.tracking)
             if comp.is_article(url) or comp.is_article(canon):
                 kind = "article"
             elif comp.is_list(url):
@@ -302,8 +322,9 @@ class SourceSpider(scrapy.Spider):
 
         yield PageItem(
             source_id=comp.source.id,
-            url=response.url,
-            canonical_url=meta.get("cyz_canonical") or canonical_url(response.url),
+            # Clean: the record's URL must not depend on which spelling came first.
+            url=clean_url(response.url, comp.tracking),
+            canonical_url=meta.get("cyz_canonical") or canonical_url(response.url, comp.tracking),
             status=status,
             body=response.body if status == 200 else b"",
             http_charset=header_charset(ctype_s),
@@ -329,9 +350,6 @@ class SourceSpider(scrapy.Spider):
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
         reason = failure_reason(failure)
-        if reason == "offsite":
-            self._inc("cyz/offsite_redirects")
-            return
         if reason == "robots_forbidden":
             self._inc("cyz/robots_forbidden")
         self._record_failure(reason, url)

@@ -198,7 +198,9 @@ def _index_is_empty() -> bool:
 @main.command()
 @click.argument("target", metavar="PATH_OR_URL")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-def extract(target, as_json) -> None:
+@click.option("--allow-private", is_flag=True,
+              help="Fetch a URL on a private, loopback or link-local address (refused otherwise).")
+def extract(target, as_json, allow_private) -> None:
     """Run the per-page pipeline on one saved page or URL and print the record.
 
     \b
@@ -212,10 +214,12 @@ def extract(target, as_json) -> None:
     _config()  # the tagger's topic.yaml is checked (with every config file) before a fetch
     path = Path(target)
     if "://" in target:
-        from cyz.fetch import fetch_url
+        from cyz.fetch import PrivateAddress, fetch_url
 
         try:
-            body, final_url, charset = fetch_url(target)
+            body, final_url, charset = fetch_url(target, allow_private=allow_private)
+        except PrivateAddress as exc:
+            _fail(f"{target}: refused: {exc} (--allow-private fetches it)", 1)
         except OSError as exc:
             _fail(f"{target}: cannot fetch: {exc}", 1)
         record = build_record(body, final_url, http_charset=charset)

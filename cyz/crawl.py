@@ -25,6 +25,7 @@ class RunSummary:
     reprints: int = 0
     gone: int = 0
     list_pages: int = 0
+    list_pages_capped: int = 0  # list pages not fetched: the source's list page cap
     failed: dict[str, int] = field(default_factory=dict)
     stats: dict = field(default_factory=dict, repr=False)
 
@@ -38,6 +39,7 @@ class RunSummary:
         return cls(fetched=n("fetched") + n("not_modified"), new=n("new"), updated=n("updated"),
                    unchanged=n("unchanged"), url_duplicates=n("url_duplicates"),
                    reprints=n("reprints"), gone=n("gone"), list_pages=n("list_pages"),
+                   list_pages_capped=n("list_pages_capped"),
                    failed=dict(sorted(failed.items())), stats=stats)
 
     @property
@@ -55,6 +57,8 @@ class RunSummary:
                 ("unchanged", self.unchanged), ("URL duplicates", self.url_duplicates),
                 ("reprints", self.reprints), ("gone", self.gone), ("failed", self.failed_total)]
         rows += [(f"  failed: {reason}", count) for reason, count in self.failed.items()]
+        if self.list_pages_capped:
+            rows.append(("list pages capped", self.list_pages_capped))
         for label, value in rows:
             table.add_row(label, str(value))
         return table
@@ -63,7 +67,7 @@ class RunSummary:
         return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
                 "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
-                "failed": self.failed}
+                "list_pages_capped": self.list_pages_capped, "failed": self.failed}
 
 
 def crawl(

@@ -58,6 +58,7 @@ PRIVATE = "/private/202401/t20240107_1003.html"
 DUP_COPY = art(1, 5) + "?from=timeline"
 GONE_LATER = art(12, 16)
 MALFORMED, WRONG_CHARSET = art(6, 10), art(7, 11)
+TRACKED = "/2024/01/05/a1.html?utm_source=rss&spm=1.2#comments"  # news article 1, tracked
 
 
 def _article_html(n: int, title: str) -> bytes:
@@ -137,6 +138,8 @@ class FaultSites:
             gzip.compress(_urlset(["/2024/01/08/a4.html", "/about.html"])),
             {"Content-Type": "application/x-gzip"}))
         add(NEWS, "/sitemap-2.xml", self._static(_urlset(["/2024/01/09/a5.html"]), XML))
+        # A feed that links one article only under a tracking spelling.
+        add(NEWS, "/tracked.xml", self._static(_tracked_rss(), {"Content-Type": "application/rss+xml"}))
         for i in range(1, 6):
             path = f"/2024/01/{4 + i:02d}/a{i}.html"
             add(NEWS, path, self._static(_article_html(i, f"新闻{i}")))
@@ -184,6 +187,12 @@ def _rss() -> bytes:
         "</item>" for i in (1, 2))
     return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
             f"<title>测试</title>{items}</channel></rss>").encode()
+
+
+def _tracked_rss() -> bytes:
+    return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>测试</title>"
+            f"<item><title>新闻1</title><link>https://{NEWS}{TRACKED.replace('&', '&amp;')}</link></item>"
+            "</channel></rss>").encode()
 
 
 def _atom() -> bytes:

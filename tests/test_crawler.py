@@ -17,6 +17,7 @@ from sites import (
     NEWS,
     PRIVATE,
     RECORDING_PIPELINE,
+    TRACKED,
     WRONG_CHARSET,
     art,
     gov_source,
@@ -113,6 +114,19 @@ def test_feeds_and_sitemaps_over_https(site_server, fault_sites, data_dir) -> No
     assert site_server.count(host=NEWS, path="/about.html") == 0  # not an article URL
     assert {i["discovered_via"] for i in items} == {"feed", "sitemap"}
     assert snapshots and snapshots[-1]["done"] and snapshots[-1]["fetched"] == 5
+
+
+def test_a_record_url_is_the_clean_spelling_whatever_arrives_first(
+        site_server, fault_sites, data_dir) -> None:
+    """The stored URL must not depend on which spelling of an article the crawl met first:
+    a page known only by a tracking spelling is fetched and stored under its clean URL."""
+    site_server.reset_counts()
+    stats, items = crawl(site_server, data_dir,
+                         [news_source(feeds=[f"https://{NEWS}/tracked.xml"], sitemaps=[])])
+    assert [i["url"] for i in items] == [f"https://{NEWS}/2024/01/05/a1.html"]
+    assert site_server.count(host=NEWS, path="/2024/01/05/a1.html") == 1
+    assert site_server.count(host=NEWS, path=TRACKED.split("#")[0]) == 0
+    assert stats.get("cyz/url_duplicates", 0) == 0
 
 
 def test_depth_limit_and_page_cap(site_server, fault_sites, data_dir) -> None:
