@@ -6,18 +6,31 @@ the scheduler crawls every night. So each crawl runs in a fresh child Python
 may be serving the demo sites, and unlike multiprocessing's spawn no re-import of the
 caller's main script. The job goes in pickled on stdin; progress snapshots and the
 final stats come back as JSON lines on a pipe; the item pipelines run in the child.
+
+The child lives and stops with its parent:
+- it runs in its own process group, so Ctrl-C in a terminal reaches only the parent,
+  which forwards one signal; the child then stops gracefully (what was fetched is
+  flushed) and still reports its stats, and the run ends as interrupted;
+- it dies with its parent (Linux `PR_SET_PDEATHSIG`; elsewhere, EOF on its stdin, which
+  the parent holds open), so a `kill -9` of `cyz crawl` leaves no orphan crawling on;
+- it inherits the data dir lock (`cyz.lock`), so even while it winds down after its
+  parent died, no other crawl of the data dir can start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +39,20 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from cyz.config import Source
+from cyz.lock import DataDirLock
+from cyz.storage import StorageError
 
 Progress = Callable[[dict[str, Any]], None]
 
 
 class CrawlError(RuntimeError):
     """The crawl process failed; the message carries the child's traceback."""
+
+
+# A second stop signal within this many seconds of the first is the same request
+# (a terminal, systemd and the parent may each deliver one); a later one stops at once.
+SIGNAL_GRACE = 3.0
+INTERRUPTED = "cyz/interrupted"  # stats key: the signal that stopped the run
 
 
 def progress_snapshot(stats: dict[str, Any], *, done: bool = False) -> dict[str, Any]:
@@ -128,23 +149,102 @@ def crawl_here(
     settings = build_settings(Path(data_dir), host_map=host_map, max_pages=max_pages,
                               item_pipelines=item_pipelines, overrides=overrides)
     process = CrawlerProcess(settings)
+    for name in _EXPECTED_FAILURE_LOGGERS:
+        logging.getLogger(name).addFilter(_without_traceback)
     crawler = process.create_crawler(SourceSpider)
     failures: list[Any] = []
     done = process.crawl(crawler, sources=models)
     done.addErrback(failures.append)  # CrawlerProcess only logs a failed start
-    process.start()
+    stop = _GracefulStop(process)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    process.start(install_signal_handlers=False)
     if failures:
         failures[0].raiseException()
-    return _jsonable(crawler.stats.get_stats())
+    stats = _jsonable(crawler.stats.get_stats())
+    if stop.signum is not None:
+        stats[INTERRUPTED] = signal.Signals(stop.signum).name
+    return stats
 
 
-def _child_main(fd: int) -> int:
-    """`python -m cyz.crawler.run FD`: read the pickled job on stdin, crawl, and write
-    JSON lines (progress snapshots, then the stats or an error) to file descriptor FD."""
-    job = pickle.load(sys.stdin.buffer)
-    for entry in reversed(job.pop("sys_path")):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+# Loggers that report the failures of a normal night (a site down, robots.txt not
+# answering) with a traceback: the failure is counted and named, the traceback is noise.
+_EXPECTED_FAILURE_LOGGERS = ("scrapy.downloadermiddlewares.robotstxt",)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
+class _GracefulStop:
+    """SIGINT/SIGTERM handler of the crawl: the first stops it gracefully (requests in
+    flight finish, items are stored, the summary is reported); repeats within
+    `SIGNAL_GRACE` seconds are the same request; a later one stops the reactor at once.
+    Scrapy's own handlers would take a duplicate signal as "force" and lose the batch."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.signum: int | None = None
+        self.first = 0.0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        now = time.monotonic()
+        if self.signum is None:
+            self.signum, self.first = signum, now
+            reactor.callFromThread(self._stop)
+        elif now - self.first > SIGNAL_GRACE:
+            reactor.callFromThread(self._stop_now)
+
+    def _stop(self) -> None:
+        self.process.stop().addErrback(lambda failure: None)  # stopping anyway
+
+    @staticmethod
+    def _stop_now() -> None:
+        from twisted.internet import reactor
+
+        with contextlib.suppress(RuntimeError):  # already stopping
+            reactor.stop()
+
+
+def _die_with_parent(parent: int) -> bool:
+    """Have the kernel end this crawl (gracefully, by SIGTERM) when the process that
+    started it dies. Linux only: False elsewhere (see `_watch_parent`)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it died before the call: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
+def _watch_parent() -> None:
+    """The portable way: SIGTERM ourselves at EOF on stdin (call once the job is read)."""
+
+    def watch_stdin() -> None:
+        # The parent holds our stdin open while it lives: EOF means it is gone.
+        with contextlib.suppress(OSError, ValueError):
+            while sys.stdin.buffer.read(65536):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_stdin, name="cyz-parent-watch", daemon=True).start()
+
+
+def _child_main(fd: int, parent: int) -> int:
+    """`python -m cyz.crawler.run FD PARENT_PID`: read the pickled job on stdin, crawl,
+    and write JSON lines (progress snapshots, then the stats or an error) to file
+    descriptor FD."""
     with os.fdopen(fd, "w", encoding="utf-8") as out:
 
         def send(kind: str, body: Any) -> None:
@@ -152,14 +252,66 @@ def _child_main(fd: int) -> int:
             out.flush()
 
         try:
+            armed = _die_with_parent(parent)
+            job = pickle.load(sys.stdin.buffer)
+            if not armed:
+                _watch_parent()
+            for entry in reversed(job.pop("sys_path")):
+                if entry not in sys.path:
+                    sys.path.insert(0, entry)
+            job.pop("lock_fd", None)  # inherited only to be held until this process ends
             want_progress = job.pop("want_progress")
             stats = crawl_here(**job, progress=(lambda snap: send("progress", snap))
                                if want_progress else None)
             send("done", stats)
+        except KeyboardInterrupt:  # stopped before the crawl had begun
+            send("interrupted", None)
+            return 130
+        except StorageError as exc:
+            send("storage_error", exc.reason)
+            return 1
         except BaseException:  # noqa: BLE001 - report anything to the parent, then exit
             send("error", traceback.format_exc())
             return 1
     return 0
+
+
+def _lines(fd: int) -> Iterator[str]:
+    """Lines from a pipe until EOF; a signal handler running meanwhile loses nothing."""
+    buffer = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8")
+    if buffer.strip():
+        yield buffer.decode("utf-8")
+
+
+@contextlib.contextmanager
+def _forwarding_signals(proc: subprocess.Popen, received: list[int]) -> Iterator[None]:
+    """While the crawl runs, SIGINT/SIGTERM to this process go to the crawl child, which
+    stops gracefully and reports; this process waits for that report. (Only the main
+    thread can handle signals: elsewhere, e.g. in the scheduler, they keep their way.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_crawl(
@@ -171,6 +323,7 @@ def run_crawl(
     max_pages: int | None = None,
     settings_overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    lock: DataDirLock | None = None,
 ) -> dict[str, Any]:
     """Crawl `sources` once, in a child Python process; return the final Scrapy stats
     (JSON-serialisable, with the `cyz/...` keys). Callable any number of times.
@@ -178,8 +331,14 @@ def run_crawl(
     `item_pipelines` are dotted paths → order, imported in the child (which gets this
     process's `sys.path`); `settings_overrides` must be picklable (no callables: pass
     `progress` to receive progress snapshots here). The child's stdout goes to stderr,
-    so a `--json` caller's stdout stays clean.
+    so a `--json` caller's stdout stays clean. `lock`, the data dir's lock held by the
+    caller, is inherited by the child.
+
+    SIGINT/SIGTERM during the crawl stop it gracefully: the stats of what was done come
+    back with `cyz/interrupted` set. A storage failure before the crawl could begin
+    raises `StorageError`.
     """
+    lock_fd = lock.fd if lock is not None else None
     job = {
         "sources": [s.model_dump() if isinstance(s, Source) else dict(s) for s in sources],
         "data_dir": str(data_dir),
@@ -189,23 +348,33 @@ def run_crawl(
         "settings_overrides": dict(settings_overrides or {}),
         "want_progress": progress is not None,
         "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
+        "lock_fd": lock_fd,
     }
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cyz.crawler.run", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=2, pass_fds=(write_fd,),
+            [sys.executable, "-m", "cyz.crawler.run", str(write_fd), str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=2,
+            pass_fds=(write_fd,) if lock_fd is None else (write_fd, lock_fd),
+            process_group=0,  # Ctrl-C reaches us only; we forward it (see the module doc)
         )
+    except BaseException:
+        os.close(read_fd)
+        raise
     finally:
         os.close(write_fd)  # the child holds the only writer: EOF means it has exited
+    if lock is not None:
+        lock.note(crawl_pid=proc.pid)
     stats: dict[str, Any] | None = None
     error: str | None = None
+    storage_error: str | None = None
+    received: list[int] = []
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(pickle.dumps(job))
-        proc.stdin.close()
-        with os.fdopen(read_fd, "r", encoding="utf-8") as messages:
-            for line in messages:
+        with _forwarding_signals(proc, received):
+            assert proc.stdin is not None
+            proc.stdin.write(pickle.dumps(job))
+            proc.stdin.flush()  # and kept open: its EOF tells the child we are gone
+            for line in _lines(read_fd):
                 msg = json.loads(line)
                 if msg["kind"] == "progress" and progress is not None:
                     progress(msg["body"])
@@ -213,23 +382,36 @@ def run_crawl(
                     stats = msg["body"]
                 elif msg["kind"] == "error":
                     error = msg["body"]
-        proc.wait()
+                elif msg["kind"] == "storage_error":
+                    storage_error = msg["body"]
+            proc.wait()
     except BaseException:
-        # Ctrl-C or a failing progress callback: let the crawl shut down, then re-raise.
+        # A failing progress callback: let the crawl shut down, then re-raise.
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         raise
+    finally:
+        os.close(read_fd)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    if storage_error is not None:
+        raise StorageError(data_dir, storage_error)
     if error is not None:
         raise CrawlError(f"crawl failed:\n{error}")
+    if stats is None and received:
+        # Stopped before it had begun: nothing was done.
+        return {INTERRUPTED: signal.Signals(received[0]).name}
     if stats is None:
         raise CrawlError(f"crawl process exited with code {proc.returncode} and no result")
+    if received and INTERRUPTED not in stats:
+        stats[INTERRUPTED] = signal.Signals(received[0]).name
     return stats
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(int(sys.argv[1])))
+    sys.exit(_child_main(int(sys.argv[1]), int(sys.argv[2])))

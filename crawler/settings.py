@@ -78,6 +78,9 @@ BASE_SETTINGS: dict[str, Any] = {
         "cyz.crawler.run.ProgressExtension": 500,
     },
     "CYZ_MAX_PAGES": 0,  # article pages per run; 0 = no cap
+    # Records are written every 200 and at least this often, so a killed crawl loses at
+    # most these seconds of work (and what was being extracted).
+    "CYZ_FLUSH_SECONDS": 5.0,
     # List/follow/pager pages per source per run (a source's `max_list_pages` overrides;
     # 0 = no cap): max_depth alone does not bound a site whose list pages fan out into
     # ever-new URLs (a calendar linking every next day).

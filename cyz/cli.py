@@ -74,17 +74,57 @@ def _date(ctx, param, value: str | None) -> date | None:
 
 
 class _Cyz(click.Group):
-    """Known failures end with one clear line and exit code 2, not a traceback."""
+    """Known failures end with one clear line and their exit code (cyz/exit_codes.py),
+    not a traceback."""
 
     def invoke(self, ctx: click.Context):
+        from cyz.exit_codes import ExitCode
         from cyz.index.search_engine import ApiError, EngineMisconfigured, EngineUnavailable
+        from cyz.lock import DataDirLocked
+        from cyz.storage import StorageError
 
         try:
             if not set(ctx.help_option_names) & set(ctx.args):  # --help needs no settings
                 load_settings(warn=_warn)  # every CYZ_* variable, before anything runs
             return super().invoke(ctx)
-        except (ConfigError, ApiError, EngineMisconfigured, EngineUnavailable) as exc:
+        except (ConfigError, EngineMisconfigured) as exc:
             _fail(str(exc))
+        except (ApiError, EngineUnavailable) as exc:
+            _fail(str(exc), ExitCode.ERROR)
+        except DataDirLocked as exc:
+            _fail(str(exc), ExitCode.LOCKED)
+        except StorageError as exc:
+            _fail(str(exc), ExitCode.ERROR)
+        except OSError as exc:  # an unusable data or config dir, most often
+            _fail(_os_error(exc), ExitCode.ERROR)
+        except KeyboardInterrupt:
+            _fail("interrupted", ExitCode.INTERRUPTED)
+        except Exception as exc:
+            # The crawl process died (killed, or a bug: the message carries its traceback).
+            # Checked by module, so that commands which never crawl never import Scrapy.
+            run = sys.modules.get("cyz.crawler.run")
+            if run is not None and isinstance(exc, run.CrawlError):
+                _fail(str(exc), ExitCode.ERROR)
+            raise
+
+
+def _os_error(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        reason = "not a directory"  # e.g. CYZ_DATA_DIR names a file
+    else:
+        reason = exc.strerror or str(exc)
+    return f"cannot use {where}: {reason}" if where else reason
+
+
+def _finish_run(summary) -> None:
+    """After a crawl's summary: one line per problem, then its exit code."""
+    for line in summary.problems():
+        err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
+    sys.exit(summary.exit_code)
+
+
+_WAIT_HELP = "If another crawl, re-extraction or migration holds the data dir, wait for it."
 
 
 @click.group(cls=_Cyz, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,22 +152,36 @@ def main() -> None:
               help="Sources file to use instead of CYZ_CONFIG_DIR/sources.yaml.")
 @click.option("--max-pages", type=click.IntRange(min=1), help="Stop after this many article pages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def crawl(source_ids, sources_file, max_pages, as_json) -> None:
+@click.option("--wait", is_flag=True, help=_WAIT_HELP)
+def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
     """Crawl the configured sources once and index what changed.
 
     Prints a summary: pages fetched, new, updated and unchanged articles, URL
     duplicates, reprints, and failures by reason. Unchanged pages cost a
     conditional request and are not extracted again.
+
+    \b
+    Exit status: 0 done (some sources may have failed: counted), 3 nothing could
+    be fetched, 4 records could not be stored, 5 another crawl holds the data
+    dir, 130 interrupted (what was fetched is stored). See README "Exit codes".
     """
     from cyz.crawl import crawl as run
+    from cyz.exit_codes import ExitCode
+    from cyz.lock import print_waiting
+    from cyz.storage import StorageError
 
     sources = _select(_load(sources_file), source_ids)
-    summary = run(sources, data_dir=paths.data_dir(), max_pages=max_pages,
-                  progress=_progress_printer())
+    data_dir = paths.data_dir()
+    try:
+        summary = run(sources, data_dir=data_dir, max_pages=max_pages,
+                      progress=_progress_printer(), wait=wait, on_wait=print_waiting)
+    except StorageError as exc:
+        _fail(f"cannot store records in {exc.path}: {exc.reason}", ExitCode.NOT_STORED)
     if as_json:
         _print_json(summary.as_dict())
     else:
         out.print(summary.table())
+    _finish_run(summary)
 
 
 def _progress_printer():
@@ -291,12 +345,18 @@ def sources_check(source_id, sources_file, max_pages, as_json) -> None:
 def demo(clean) -> None:
     """Crawl the bundled sample sites (served on loopback) and search them. Offline."""
     from cyz.demo.run import clean_demo, run_demo
+    from cyz.exit_codes import ExitCode
+    from cyz.storage import StorageError
 
     if clean:
         removed = clean_demo(paths.data_dir())
         out.print(f"removed {removed} demo record(s)")
         return
-    run_demo(paths.data_dir(), out)
+    try:
+        summary = run_demo(paths.data_dir(), out)
+    except StorageError as exc:
+        _fail(f"cannot store records in {exc.path}: {exc.reason}", ExitCode.NOT_STORED)
+    _finish_run(summary)
 
 
 @main.group("index")
@@ -310,9 +370,11 @@ def index_init() -> None:
     from cyz.index import open_engine
 
     engine = open_engine()
-    engine.init()
+    try:
+        engine.ensure_ready()  # an unreachable engine is an error here, not a spool
+    finally:
+        engine.close()
     out.print(f"{engine.name} index ready")
-    engine.close()
 
 
 @index_group.command("status")
@@ -341,19 +403,24 @@ def index_status(as_json) -> None:
 
 @index_group.command("migrate")
 @click.option("--drop-old", is_flag=True, help="Delete the previous index version after the swap.")
-def index_migrate(drop_old) -> None:
+@click.option("--wait", is_flag=True, help=_WAIT_HELP)
+def index_migrate(drop_old, wait) -> None:
     """Reindex into the next index version and swap the alias atomically.
 
     Run it after an upgrade that changed the mapping, while no crawl is running. The
     old version is kept (for a rollback) unless --drop-old.
     """
     from cyz.index import open_engine
+    from cyz.lock import data_dir_lock, print_waiting
 
-    engine = open_engine()
-    try:
-        moved = engine.migrate(drop_old=drop_old, progress=lambda line: err.print(line, markup=False))
-    finally:
-        engine.close()
+    # No crawl may write while the index moves (the same lock as crawls).
+    with data_dir_lock(paths.data_dir(), "migrate", wait=wait, on_wait=print_waiting):
+        engine = open_engine()
+        try:
+            moved = engine.migrate(drop_old=drop_old,
+                                   progress=lambda line: err.print(line, markup=False))
+        finally:
+            engine.close()
     if not moved:
         out.print(f"{engine.name}: nothing to migrate (the schema is upgraded in place)")
 
@@ -361,17 +428,23 @@ def index_migrate(drop_old) -> None:
 @main.command()
 @click.option("--source", "source_ids", multiple=True, metavar="ID",
               help="Only pages of this source (repeatable).")
-def reextract(source_ids) -> None:
+@click.option("--wait", is_flag=True, help=_WAIT_HELP)
+def reextract(source_ids, wait) -> None:
     """Re-run the per-page pipeline over the raw HTML archive, without fetching.
 
     Use it after the pipeline improved: every stored page is extracted again and its
     record updated in place (same id, crawl dates kept).
     """
+    from cyz.exit_codes import ExitCode
+    from cyz.lock import print_waiting
     from cyz.reextract import reextract as run
 
     sources = _load(None)
-    counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None)
+    counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None, wait=wait,
+                 on_wait=print_waiting)
     out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed")
+    if counts.get("storage_error"):
+        _fail(counts["storage_error"], ExitCode.NOT_STORED)
 
 
 @main.command()

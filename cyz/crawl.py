@@ -1,11 +1,19 @@
-"""One crawl run as a library call: sources in, a run summary out."""
+"""One crawl run as a library call: sources in, a run summary out.
+
+The run holds the data dir's lock (`cyz.lock`) throughout, whoever calls it: `cyz
+crawl`, `cyz demo`, the scheduler. Its summary decides the exit status (`exit_code`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyz.config import Source
+from cyz.exit_codes import ExitCode
+from cyz.lock import data_dir_lock
+from cyz.storage import StorageError
 
 # The per-run path of every article page, in order (see pipelines/process.py and store.py).
 ITEM_PIPELINES = {
@@ -27,6 +35,10 @@ class RunSummary:
     list_pages: int = 0
     list_pages_capped: int = 0  # list pages not fetched: the source's list page cap
     failed: dict[str, int] = field(default_factory=dict)
+    not_stored: int = 0  # records fetched and extracted that could not be stored or spooled
+    storage_error: str | None = None  # the run's storage failure, in one line
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    pages_received: int = 0  # list pages, feeds, sitemaps and article answers (200/304/404/410)
     stats: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -40,11 +52,50 @@ class RunSummary:
                    unchanged=n("unchanged"), url_duplicates=n("url_duplicates"),
                    reprints=n("reprints"), gone=n("gone"), list_pages=n("list_pages"),
                    list_pages_capped=n("list_pages_capped"),
-                   failed=dict(sorted(failed.items())), stats=stats)
+                   failed=dict(sorted(failed.items())), not_stored=n("not_stored"),
+                   storage_error=stats.get("cyz/storage_error") or None,
+                   interrupted=stats.get("cyz/interrupted") or None,
+                   pages_received=sum(n(k) for k in ("list_pages", "feeds", "sitemaps",
+                                                     "fetched", "not_modified", "gone")),
+                   stats=stats)
 
     @property
     def failed_total(self) -> int:
         return sum(self.failed.values())
+
+    @property
+    def nothing_fetched(self) -> bool:
+        """Requests were made and not one page came back (network, DNS or proxy down)."""
+        attempted = self.failed_total or self.stats.get("downloader/request_count", 0)
+        return bool(attempted) and self.pages_received == 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Records lost first, then an interruption, then a run that reached nothing;
+        sources that failed while others worked are counted, not fatal."""
+        if self.not_stored or self.storage_error:
+            return ExitCode.NOT_STORED
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.nothing_fetched:
+            return ExitCode.NOTHING_FETCHED
+        return ExitCode.OK
+
+    def problems(self) -> list[str]:
+        """One line per reason the run did not do its work (what `cyz crawl` prints)."""
+        lines = []
+        if self.storage_error:
+            lines.append(self.storage_error)
+        elif self.not_stored:
+            lines.append(f"{self.not_stored} record(s) could not be stored")
+        if self.interrupted:
+            lines.append(f"interrupted ({self.interrupted}): stopped early; what was fetched "
+                         "is stored")
+        if self.nothing_fetched and not self.interrupted:
+            reasons = ", ".join(f"{r} {n}" for r, n in self.failed.items()) or "no answer"
+            lines.append(f"nothing could be fetched ({reasons}): is the network, DNS or "
+                         "proxy down?")
+        return lines
 
     def table(self, title: str = "Crawl summary"):
         """The summary as a rich table (what `cyz crawl` and `cyz demo` print)."""
@@ -57,6 +108,8 @@ class RunSummary:
                 ("unchanged", self.unchanged), ("URL duplicates", self.url_duplicates),
                 ("reprints", self.reprints), ("gone", self.gone), ("failed", self.failed_total)]
         rows += [(f"  failed: {reason}", count) for reason, count in self.failed.items()]
+        if self.not_stored:
+            rows.append(("not stored", self.not_stored))
         if self.list_pages_capped:
             rows.append(("list pages capped", self.list_pages_capped))
         for label, value in rows:
@@ -67,7 +120,8 @@ class RunSummary:
         return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
                 "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
-                "list_pages_capped": self.list_pages_capped, "failed": self.failed}
+                "list_pages_capped": self.list_pages_capped, "failed": self.failed,
+                "not_stored": self.not_stored, "interrupted": self.interrupted}
 
 
 def crawl(
@@ -79,22 +133,32 @@ def crawl(
     host_map: dict[str, str] | None = None,
     settings_overrides: dict | None = None,
     progress=None,
+    wait: bool = False,
+    on_wait: Callable[[dict], None] | None = None,
 ) -> RunSummary:
     """Crawl `sources` once into the index of `data_dir`; returns the run summary.
 
-    The engine is opened here first, so a configuration error stops the run before any
-    request; an engine that is merely down does not (records are spooled)."""
+    Takes the data dir's lock first: another crawl, re-extraction or migration of it
+    raises `DataDirLocked`, or with `wait` is waited for (`on_wait(holder)` is called
+    once then). The engine is opened next, so a configuration error stops the run before
+    any request; an engine that is merely down does not (records are spooled). A data
+    dir that cannot take records raises `StorageError`; one that fills up during the
+    run ends it early, with `storage_error` and `not_stored` in the summary."""
     from cyz.crawler.run import run_crawl
     from cyz.index import open_engine
 
-    check = open_engine(engine, data_dir)
-    try:
-        check.init()
-    finally:
-        check.close()
+    with data_dir_lock(data_dir, "crawl", wait=wait, on_wait=on_wait) as lock:
+        check = open_engine(engine, data_dir)
+        try:
+            check.init()
+        except StorageError as exc:
+            raise StorageError(data_dir, exc.reason) from None
+        finally:
+            check.close()
 
-    overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir), **(settings_overrides or {})}
-    stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
-                      host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
-                      progress=progress)
+        overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir),
+                     **(settings_overrides or {})}
+        stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
+                          host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
+                          progress=progress, lock=lock)
     return RunSummary.from_stats(stats)

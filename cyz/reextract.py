@@ -1,9 +1,15 @@
-"""`cyz reextract`: run the current per-page pipeline over the raw HTML archive."""
+"""`cyz reextract`: run the current per-page pipeline over the raw HTML archive.
+
+It holds the data dir's lock (no crawl may write the same records meanwhile), writes
+in batches every few seconds like the crawl, confirms reprint placements with the
+records they belong to, and stops at the first storage failure with one message.
+"""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -11,12 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from cyz.config import Source
+from cyz.crawler.settings import BASE_SETTINGS
 from cyz.index import open_engine
+from cyz.lock import data_dir_lock
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
 from cyz.pipelines.page import build_record
 from cyz.pipelines.store import RecordWriter, apply_placement
 from cyz.pipelines.workers import default_workers
+from cyz.storage import StorageError, reason_of, storing
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +63,46 @@ def _in_flight(pool: ProcessPoolExecutor, pages: Iterator[RawPage], writer: Reco
 
 
 def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | None = None,
-              engine_name: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
-    """Re-run the pipeline on every archived page (of `source_ids`); returns counts."""
+              engine_name: str | None = None, progress: Callable[[int], None] | None = None,
+              wait: bool = False, on_wait: Callable[[dict], None] | None = None) -> dict:
+    """Re-run the pipeline on every archived page (of `source_ids`); returns counts:
+    `reextracted` (stored), `failed` (extraction errors) and, when the data dir could
+    not take the records, `not_stored` and `storage_error` (one line).
+
+    Holds the data dir's lock: raises `DataDirLocked` while a crawl, re-extraction or
+    migration runs, or waits for it with `wait` (calling `on_wait(holder)` once)."""
+    with data_dir_lock(data_dir, "reextract", wait=wait, on_wait=on_wait):
+        return _reextract(data_dir, sources, source_ids, engine_name, progress)
+
+
+def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | None,
+               engine_name: str | None, progress: Callable[[int], None] | None) -> dict:
     engine = open_engine(engine_name, data_dir)
     engine.init()
-    archive = RawArchive(data_dir)
-    reprints = ReprintIndex(data_dir / "reprints.sqlite3")
+    with storing(data_dir):
+        archive = RawArchive(data_dir)
+        reprints = ReprintIndex(data_dir / "reprints.sqlite3")
+        reprints.recover()  # placements of a killed run whose records were never stored
+    counts = {"reextracted": 0, "failed": 0, "not_stored": 0}
+    waiting = [0]  # pages added since the last flush
+
+    def flushed(records: list[dict]) -> None:
+        counts["reextracted"] += waiting[0]
+        waiting[0] = 0
+        with storing(data_dir):
+            reprints.confirm([r["id"] for r in records])
+
     # The writer puts each page back with its new text hash: the same bytes, so never a
     # new version, but later crawls compare edits with what this pipeline extracts.
-    writer = RecordWriter(engine, archive)
+    writer = RecordWriter(engine, archive, on_flush=flushed, data_dir=data_dir,
+                          max_age=BASE_SETTINGS["CYZ_FLUSH_SECONDS"])
     configured = {s.id: s for s in sources}
-    counts = {"reextracted": 0, "failed": 0}
+    # Workers ignore SIGINT: Ctrl-C is ours to handle (flush, then stop), not theirs to
+    # print a traceback each.
     pool = ProcessPoolExecutor(max_workers=default_workers(),
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    done = 0
     try:
         pages = archive.iter_pages(source_ids)
         for raw, old, future in _in_flight(pool, pages, writer, configured, 4 * default_workers()):
@@ -80,16 +116,25 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
             for key in _KEEP:
                 if old and old.get(key):
                     record[key] = old[key]
-            placement = reprints.place(record["id"], record["text_zh"], record["published_at"])
+            with storing(data_dir):
+                placement = reprints.place(record["id"], record["text_zh"], record["published_at"])
             apply_placement(record, placement)
             # Re-extraction is not an edit: the archive's version stands.
             record["version"], record["updated_at"] = raw.version, raw.fetched_at
+            waiting[0] += 1
             writer.add(record, placement.changed, replace(raw, text_hash=text_hash(record)))
-            counts["reextracted"] += 1
+            done += 1
             if progress:
-                progress(counts["reextracted"])
+                progress(done)
         writer.flush()
         engine.refresh()
+    except StorageError as exc:
+        counts["not_stored"] += waiting[0]
+        writer.discard()
+        counts["storage_error"] = f"cannot store records in {data_dir}: {reason_of(exc)}"
+    except KeyboardInterrupt:
+        writer.flush()  # keep what was re-extracted, then stop
+        raise
     finally:
         pool.shutdown(cancel_futures=True)
         engine.close()

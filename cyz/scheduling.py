@@ -18,6 +18,7 @@ TIMEZONE = "Asia/Shanghai"
 
 def nightly_crawl() -> None:
     from cyz.crawl import crawl
+    from cyz.storage import StorageError
 
     # The operator may have edited a file since start-up: check them all again, here in
     # the scheduler's process, before any request. A bad edit skips the night in one line.
@@ -27,8 +28,22 @@ def nightly_crawl() -> None:
         log.error("nightly crawl skipped: %s", exc)
         return
     sources = [s for s in config.sources if s.enabled]
-    summary = crawl(sources, data_dir=paths.data_dir())
+
+    def waiting(holder: dict) -> None:
+        from cyz.lock import describe
+
+        log.info("nightly crawl waits for %s to finish", describe(holder))
+
+    # The data dir lock: a manual crawl or a re-extraction running at 02:00 is waited
+    # for, never overlapped.
+    try:
+        summary = crawl(sources, data_dir=paths.data_dir(), wait=True, on_wait=waiting)
+    except StorageError as exc:
+        log.error("nightly crawl: cannot store records in %s: %s", exc.path, exc.reason)
+        return
     log.info("nightly crawl: %s", summary.as_dict())
+    for line in summary.problems():
+        log.error("nightly crawl: %s", line)
 
 
 def run_forever() -> None:

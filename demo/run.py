@@ -13,6 +13,7 @@ from cyz.config import load_config
 from cyz.crawl import RunSummary, crawl
 from cyz.index import open_engine
 from cyz.index.base import Filters
+from cyz.lock import data_dir_lock
 
 DEMO_PREFIX = "demo-"
 SAMPLE_QUERIES = ["遵义 合作", '"成渝地区双城经济圈"', "遵義"]
@@ -39,6 +40,8 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
         summary = crawl(sources, data_dir=data_dir, engine=engine_name, host_map=host_map)
 
     out.print(summary.table("Demo crawl"))
+    if summary.exit_code:  # interrupted, or nothing stored: no sample searches to show
+        return summary
     engine = open_engine(engine_name, data_dir)
     try:
         engine.init()
@@ -62,6 +65,11 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
 
 def clean_demo(data_dir: Path, engine_name: str | None = None) -> int:
     """Delete the records of demo sources (ids starting `demo-`) and their crawl state."""
+    with data_dir_lock(data_dir, "demo --clean"):  # not beside a crawl writing them
+        return _clean_demo(data_dir, engine_name)
+
+
+def _clean_demo(data_dir: Path, engine_name: str | None) -> int:
     from cyz.crawler.state import CrawlState
 
     engine = open_engine(engine_name, data_dir)

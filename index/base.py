@@ -59,6 +59,11 @@ class Engine(ABC):
     def init(self) -> None:
         """Create tables/indices if missing (idempotent)."""
 
+    def ensure_ready(self) -> None:
+        """`init`, failing when the index cannot be used now (`cyz index init`); engines
+        that spool while unreachable override it."""
+        self.init()
+
     @abstractmethod
     def write(self, records: Iterable[dict]) -> int:
         """Insert or replace records by `id`; returns how many were written."""

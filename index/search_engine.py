@@ -41,6 +41,19 @@ BULK_OPTIONS = {
 }
 
 
+# The client libraries log every failed attempt as a WARNING with a traceback (a dozen
+# per run while the engine is down). Our own one-line message says it: above ERROR only.
+CLIENT_LOGGERS = ("opensearch", "elasticsearch", "elastic_transport", "urllib3")
+
+
+def quiet_client_logs() -> None:
+    """Keep the client libraries' retry warnings out of the logs (parent and crawl child)."""
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.ERROR:
+            logger.setLevel(logging.ERROR)
+
+
 class EngineUnavailable(RuntimeError):
     """The engine cannot be reached (connection refused, timeout, DNS)."""
 
@@ -111,6 +124,10 @@ class SearchEngine(Engine):
         self.spool = Spool(data_dir, client.name if prefix == "cyz" else f"{client.name}-{prefix}")
         self.online = False
         self._initialised = False
+        # The crawl child sets it: the crawl's own check already said the engine is away,
+        # once; the operator needs that line once per run, not once per process.
+        self.quiet_unreachable = False
+        quiet_client_logs()
 
     # -- set-up --------------------------------------------------------------------
     def init(self) -> None:
@@ -118,19 +135,35 @@ class SearchEngine(Engine):
         replay the spool. If the engine is down, stay usable: writes go to the spool."""
         if self._initialised:
             return
-        self._initialised = True
         try:
-            for alias, template in self.templates.items():
-                self.client.request("PUT", f"/_index_template/{alias}", template)
-                if not self._alias_targets(alias):
-                    self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
-                                        {"aliases": {alias: {}}})
-            self.online = True
+            self._set_up()
         except EngineUnavailable as exc:
-            log.warning("%s is unreachable (%s): records will be spooled in %s and "
-                        "indexed at the next run", self.name, exc, self.spool.path)
+            say = log.info if self.quiet_unreachable else log.warning
+            say("%s is unreachable (%s): records will be spooled in %s and indexed at the "
+                "next run", self.name, exc, self.spool.path)
+            self.quiet_unreachable = True  # said once: the end-of-run retry stays quiet
             return
         self.replay()
+
+    def ensure_ready(self) -> None:
+        """Like `init`, but an unreachable engine is an error (`cyz index init`)."""
+        if not self._initialised:
+            try:
+                self._set_up()
+            except EngineUnavailable as exc:
+                raise EngineUnavailable(f"{self.name} is unreachable ({exc})") from None
+            self.replay()
+        elif not self.online:
+            raise EngineUnavailable(f"{self.name} is unreachable")
+
+    def _set_up(self) -> None:
+        self._initialised = True
+        for alias, template in self.templates.items():
+            self.client.request("PUT", f"/_index_template/{alias}", template)
+            if not self._alias_targets(alias):
+                self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
+                                    {"aliases": {alias: {}}})
+        self.online = True
 
     def _alias_targets(self, alias: str) -> list[str]:
         try:

@@ -26,6 +26,7 @@ from cyz.index.base import (
     SearchResult,
 )
 from cyz.index.query import Query, Term
+from cyz.storage import storing
 
 # Bump with a migration step in `_migrate` whenever the tables change.
 SCHEMA_VERSION = 1
@@ -91,19 +92,21 @@ class SqliteEngine(Engine):
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            db.execute("PRAGMA busy_timeout = 30000")
-            # WAL: readers (a `cyz search` while the crawl writes) never wait for a writer.
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            try:
-                self._ensure_schema(db)
-            except BaseException:
-                db.close()
-                raise
+            # A full disk or an unusable data dir shows up here first: one clear error.
+            with storing(self.path, "open the index"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                try:
+                    db.execute("PRAGMA busy_timeout = 30000")
+                    # WAL: readers (a `cyz search` while the crawl writes) never wait for a writer.
+                    db.execute("PRAGMA journal_mode = WAL")
+                    db.execute("PRAGMA synchronous = NORMAL")
+                    self._ensure_schema(db)
+                except BaseException:
+                    db.close()
+                    raise
             self._db = db
         return self._db
 
@@ -125,7 +128,7 @@ class SqliteEngine(Engine):
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _migrate(self, db: sqlite3.Connection, version: int) -> None:
@@ -160,7 +163,7 @@ class SqliteEngine(Engine):
             fts_rows.append(fts)
         if not rows:
             return 0
-        with self._lock:
+        with self._lock, storing(self.path):
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -168,7 +171,7 @@ class SqliteEngine(Engine):
                 db.executemany(_UPSERT_FTS, fts_rows)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
         return len(rows)
 
@@ -176,7 +179,7 @@ class SqliteEngine(Engine):
         params = [(i,) for i in dict.fromkeys(ids)]
         if not params:
             return 0
-        with self._lock:
+        with self._lock, storing(self.path):
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -190,14 +193,14 @@ class SqliteEngine(Engine):
                 deleted = db.total_changes - before
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
         return deleted
 
     # -- reading --------------------------------------------------------------------
 
     def get(self, record_id: str) -> dict | None:
-        with self._lock:
+        with self._lock, storing(self.path, "read the index"):
             row = (
                 self._conn()
                 .execute("SELECT record FROM articles WHERE id = ?", (record_id,))
@@ -207,7 +210,7 @@ class SqliteEngine(Engine):
 
     def count(self, filters: Filters | None = None) -> int:
         where, params = _filter_sql(filters or Filters())
-        with self._lock:
+        with self._lock, storing(self.path, "read the index"):
             return (
                 self._conn()
                 .execute(f"SELECT count(*) FROM articles a WHERE {where}", params)
@@ -220,7 +223,7 @@ class SqliteEngine(Engine):
         where, params = _filter_sql(filters or Filters())
         last = -1
         while True:
-            with self._lock:
+            with self._lock, storing(self.path, "read the index"):
                 rows = (
                     self._conn()
                     .execute(
@@ -241,7 +244,7 @@ class SqliteEngine(Engine):
         limit, offset = max(0, int(request.limit)), max(0, int(request.offset))
         query = request.query
         if query.is_empty:
-            with self._lock:
+            with self._lock, storing(self.path, "read the index"):
                 db = self._conn()
                 total = db.execute(
                     f"SELECT count(*) FROM articles a WHERE {where}", params
@@ -259,7 +262,7 @@ class SqliteEngine(Engine):
                 "FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
                 f"WHERE articles_fts MATCH ? AND {where}"
             )
-            with self._lock:
+            with self._lock, storing(self.path, "read the index"):
                 db = self._conn()
                 total = db.execute(f"SELECT count(*) {base}", [match, *params]).fetchone()[0]
                 rows = db.execute(
@@ -276,6 +279,13 @@ class SqliteEngine(Engine):
 
 
 # -- records → rows ---------------------------------------------------------------------
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite has already rolled back on some errors (a full disk): a second ROLLBACK
+    # would raise and hide the real error.
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _rows_for(record: dict) -> tuple[tuple, tuple]:

@@ -5,6 +5,12 @@ banded (locality-sensitive hashing) and the bands kept in SQLite under the data 
 a new article finds its likely reprints with a few indexed look-ups, across runs, with
 no index held in memory. Candidates are confirmed by the signatures' Jaccard estimate.
 Within a cluster the earliest published copy is `is_first_in_cluster`.
+
+A placement is *pending* until the record it belongs to is stored: the store confirms
+the placements of each batch it writes (`confirm`), and the next run drops the pending
+ones left by a crash (`recover`). Otherwise a crawl killed between placing and storing
+would leave members whose records never reached the index, and later reprints would
+join clusters named after records that do not exist.
 """
 
 from __future__ import annotations
@@ -74,6 +80,10 @@ class ReprintIndex:
             CREATE INDEX IF NOT EXISTS bands_id ON bands(id);
             """
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(members)")}
+        if "pending" not in columns:  # an index from before pending placements: all stored
+            with self.db:
+                self.db.execute("ALTER TABLE members ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -100,8 +110,8 @@ class ReprintIndex:
                     best, best_sim = cluster_id, sim
             cluster_id = best or record_id
             self.db.execute(
-                "INSERT INTO members VALUES (?, ?, ?, 0, ?)",
-                (record_id, cluster_id, published_at, sig.tobytes()))
+                "INSERT INTO members (id, cluster_id, published_at, is_first, sig, pending) "
+                "VALUES (?, ?, ?, 0, ?, 1)", (record_id, cluster_id, published_at, sig.tobytes()))
             self.db.executemany("INSERT INTO bands VALUES (?, ?)", [(k, record_id) for k in keys])
             changed.update(self._elect_first(cluster_id))
         is_first = changed.pop(record_id, None)
@@ -109,6 +119,29 @@ class ReprintIndex:
             is_first = bool(self.db.execute(
                 "SELECT is_first FROM members WHERE id = ?", (record_id,)).fetchone()[0])
         return Placement(cluster_id, is_first, best is not None, changed)
+
+    def confirm(self, ids: list[str]) -> None:
+        """The records `ids` are stored: their placements are final."""
+        ids = list(ids)
+        with self.db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                self.db.execute(
+                    f"UPDATE members SET pending = 0 WHERE pending = 1 AND id IN "
+                    f"({','.join('?' * len(chunk))})", chunk)
+
+    def recover(self) -> int:
+        """Drop the placements a crashed run made for records it never stored, and
+        re-elect the first copy of their clusters. Call at the start of a run, under the
+        data dir lock. Returns how many were dropped."""
+        with self.db:
+            rows = self.db.execute("SELECT id, cluster_id FROM members WHERE pending = 1").fetchall()
+            for record_id, _ in rows:
+                self.db.execute("DELETE FROM bands WHERE id = ?", (record_id,))
+                self.db.execute("DELETE FROM members WHERE id = ?", (record_id,))
+            for cluster_id in {cluster for _, cluster in rows}:
+                self._elect_first(cluster_id)
+        return len(rows)
 
     def delete(self, ids: list[str]) -> None:
         """Forget records deleted from the index (`cyz demo --clean`)."""

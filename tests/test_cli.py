@@ -193,7 +193,7 @@ def test_engine_misconfiguration_is_one_clear_line(tmp_path):
     assert "Traceback" not in missing.stderr
     down = cyz("search", "遵义", data_dir=tmp_path, check=False, CYZ_ENGINE="opensearch",
                CYZ_OPENSEARCH_URL="http://127.0.0.1:9")
-    assert down.returncode == 2 and "unreachable" in down.stderr and "Traceback" not in down.stderr
+    assert down.returncode == 1 and "unreachable" in down.stderr and "Traceback" not in down.stderr
 
 
 def test_schedule_refuses_a_bad_config_at_start(tmp_path):
