@@ -187,10 +187,12 @@ class Cyz:
 
     def start(self, *args: str, data_dir: Path, **env: str) -> subprocess.Popen:
         self._n += 1
-        out = open(self.tmp_path / f"cmd{self._n}.out", "w+", encoding="utf-8")  # noqa: SIM115
-        err = open(self.tmp_path / f"cmd{self._n}.err", "w+", encoding="utf-8")  # noqa: SIM115
+        out = open(self.tmp_path / f"cmd{self._n}.out", "w", encoding="utf-8")  # noqa: SIM115
+        err = open(self.tmp_path / f"cmd{self._n}.err", "w", encoding="utf-8")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "cyz.cli", *args], stdout=out, stderr=err,
                                 env=self.env(data_dir, **env), cwd=REPO, start_new_session=True)
+        out.close()  # the command has its own copies
+        err.close()
         proc.out_file, proc.err_file = out, err  # type: ignore[attr-defined]
         self.sessions.append(proc.pid)
         return proc
@@ -201,16 +203,14 @@ class Cyz:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"cyz {proc.args[3:]} still running after {timeout:.0f} s") from None
-        return code, Cyz.output(proc)[0], Cyz.output(proc)[1]
+        return (code, *Cyz.output(proc))
 
     @staticmethod
     def output(proc: subprocess.Popen) -> tuple[str, str]:
-        texts = []
-        for fh in (proc.out_file, proc.err_file):  # type: ignore[attr-defined]
-            fh.flush()
-            fh.seek(0)
-            texts.append(fh.read())
-        return texts[0], texts[1]
+        # Read through the path: seeking the command's own file would move its writes.
+        out, err = (Path(fh.name).read_text(encoding="utf-8", errors="replace")
+                    for fh in (proc.out_file, proc.err_file))  # type: ignore[attr-defined]
+        return out, err
 
     def run(self, *args: str, data_dir: Path, timeout: float = 120.0, **env: str
             ) -> tuple[int, str, str]:
