@@ -438,10 +438,14 @@ def reextract(source_ids, wait) -> None:
     from cyz.exit_codes import ExitCode
     from cyz.lock import print_waiting
     from cyz.reextract import reextract as run
+    from cyz.storage import StorageError
 
     sources = _load(None)
-    counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None, wait=wait,
-                 on_wait=print_waiting)
+    try:
+        counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None, wait=wait,
+                     on_wait=print_waiting)
+    except StorageError as exc:
+        _fail(str(exc), ExitCode.NOT_STORED)
     out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed")
     if counts.get("storage_error"):
         _fail(counts["storage_error"], ExitCode.NOT_STORED)

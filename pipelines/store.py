@@ -292,6 +292,8 @@ class StorePipeline:
         # scheduler's log): not one per page.
         self.stats.set_value("cyz/storage_error", self.error)
         log.info("%s; stopping the crawl", self.error)
+        # The dedupe stage stops placing too (its handler; ours returns: error is set).
+        self.crawler.signals.send_catch_log(signal=storage_failed, error=exc)
         self._stop_crawl()
 
     def _stop_crawl(self) -> None:
