@@ -158,6 +158,13 @@ def crawl(
 
         overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir),
                      **(settings_overrides or {})}
+        if "CYZ_WORKERS" not in overrides:
+            # The environment's CYZ_WORKERS (validated at start) sizes the extraction pool.
+            from cyz.settings import load_settings
+
+            workers = load_settings().workers
+            if workers is not None:
+                overrides["CYZ_WORKERS"] = workers
         stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
                           host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
                           progress=progress, lock=lock)

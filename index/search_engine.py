@@ -163,6 +163,13 @@ class SearchEngine(Engine):
             if not self._alias_targets(alias):
                 self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
                                     {"aliases": {alias: {}}})
+            else:
+                # Fields added since the index was created (`version`, `updated_at`, …)
+                # join its mapping in place; new documents are then searchable by them
+                # without a migration. A changed field type is refused by the engine and
+                # needs `cyz index migrate`.
+                self.client.request("PUT", f"/{alias}/_mapping",
+                                    {"properties": template["template"]["mappings"]["properties"]})
         self.online = True
 
     def _alias_targets(self, alias: str) -> list[str]:

@@ -298,6 +298,8 @@ class FakeElasticsearch(LoopbackServer):
         target = parts[0]
         if missing := self._missing(target):
             return missing
+        if method == "PUT" and parts[1:] == ["_mapping"]:
+            return self._answer(200, {"acknowledged": True})
         if method == "POST" and parts[1:] == ["_refresh"]:
             n = len(self._resolve(target))
             return self._answer(200, {"_shards": {"total": n, "successful": n, "failed": 0}})

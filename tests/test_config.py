@@ -15,6 +15,7 @@ import pytest
 
 import cyz.config
 from cyz.config import ConfigError, Source, load_sources, load_topic
+from cyz.urls import url_pattern
 
 CONFIG_DIR = Path(cyz.config.__file__).parent
 SOURCES_FILE = CONFIG_DIR / "sources.yaml"
@@ -150,8 +151,8 @@ def test_every_source_with_patterns_has_an_example(sources: dict[str, Source]) -
 def test_article_example_is_an_article_and_not_a_list(
         sources: dict[str, Source], sid: str, url: str) -> None:
     src = sources[sid]
-    assert any(re.search(p, url) for p in src.article_patterns), f"{sid}: no article pattern fits {url}"
-    assert not any(re.search(p, url) for p in src.follow_patterns), f"{sid}: follow pattern fits {url}"
+    assert any(url_pattern(p).search(url) for p in src.article_patterns), f"{sid}: no article pattern fits {url}"
+    assert not any(url_pattern(p).search(url) for p in src.follow_patterns), f"{sid}: follow pattern fits {url}"
     if src.enabled:
         assert _host_allowed(urlsplit(url).hostname or "", src.domains), f"{sid}: {url} is offsite"
 
@@ -160,7 +161,7 @@ def test_every_article_pattern_is_exercised(sources: dict[str, Source]) -> None:
     for src in sources.values():
         urls = [u for sid, u in ARTICLE_EXAMPLES if sid == src.id]
         for pattern in src.article_patterns:
-            assert any(re.search(pattern, u) for u in urls), f"{src.id}: {pattern} fits no example"
+            assert any(url_pattern(pattern).search(u) for u in urls), f"{src.id}: {pattern} fits no example"
 
 
 def test_article_patterns_stay_on_their_site(sources: dict[str, Source]) -> None:
@@ -168,23 +169,23 @@ def test_article_patterns_stay_on_their_site(sources: dict[str, Source]) -> None
     for sid, url in ARTICLE_EXAMPLES:
         for other in sources.values():
             if other.id != sid:
-                assert not any(re.search(p, url) for p in other.article_patterns), (other.id, url)
+                assert not any(url_pattern(p).search(url) for p in other.article_patterns), (other.id, url)
 
 
 @pytest.mark.parametrize(("sid", "url"), LIST_EXAMPLES)
 def test_list_and_pagination_pages_are_followed(
         sources: dict[str, Source], sid: str, url: str) -> None:
     src = sources[sid]
-    assert any(re.search(p, url) for p in src.follow_patterns), f"{sid}: no follow pattern fits {url}"
-    assert not any(re.search(p, url) for p in src.article_patterns), f"{sid}: {url} taken as article"
+    assert any(url_pattern(p).search(url) for p in src.follow_patterns), f"{sid}: no follow pattern fits {url}"
+    assert not any(url_pattern(p).search(url) for p in src.article_patterns), f"{sid}: {url} taken as article"
 
 
 def test_start_urls_are_list_pages(sources: dict[str, Source]) -> None:
     for src in sources.values():
         for url in src.start_urls:
-            assert not any(re.search(p, url) for p in src.article_patterns), (src.id, url)
+            assert not any(url_pattern(p).search(url) for p in src.article_patterns), (src.id, url)
             if src.enabled:
-                assert any(re.search(p, url) for p in src.follow_patterns), (src.id, url)
+                assert any(url_pattern(p).search(url) for p in src.follow_patterns), (src.id, url)
 
 
 def test_patterns_accept_both_schemes(sources: dict[str, Source]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cyz.index.base import Filters, SearchRequest
+from cyz.index.mapping import article_template
 from cyz.index.opensearch import OpenSearchClient
 from cyz.index.query import parse
 from cyz.index.search_engine import SearchEngine
@@ -258,3 +259,31 @@ def test_node_stopped_mid_run_and_restarted(tmp_path):
         second.close()
     finally:
         node.stop()
+
+
+def test_fields_added_since_the_index_was_created_join_its_mapping(opensearch_url, tmp_path):
+    # An index made by an older cyz: its mapping lacks `version` and `updated_at`.
+    eng, prefix = opensearch_engine(opensearch_url, tmp_path)
+    template = article_template(f"{prefix}-articles")["template"]
+    properties = {k: v for k, v in template["mappings"]["properties"].items()
+                  if k not in ("version", "updated_at", "text_truncated")}
+    old = json.dumps({"aliases": {f"{prefix}-articles": {}}, "settings": template["settings"],
+                      "mappings": {"dynamic": "false", "properties": properties}})
+    request = urllib.request.Request(f"{opensearch_url}/{prefix}-articles-v1", data=old.encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+    try:
+        eng.init()
+        with urllib.request.urlopen(f"{opensearch_url}/{prefix}-articles/_mapping", timeout=30) as r:
+            fields = json.load(r)[f"{prefix}-articles-v1"]["mappings"]["properties"]
+        assert {"version", "updated_at", "text_truncated"} <= set(fields)
+        eng.write([{**record("n1", "新文章", "遵义新动态。"), "version": 3}])
+        eng.refresh()
+        body = json.dumps({"query": {"term": {"version": 3}}}).encode()
+        request = urllib.request.Request(f"{opensearch_url}/{prefix}-articles/_count", data=body,
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert json.load(r)["count"] == 1
+    finally:
+        eng.close()
+        drop_prefix(opensearch_url, prefix)
