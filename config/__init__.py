@@ -265,6 +265,12 @@ class TopicFile(_Strict):
 
     @model_validator(mode="after")
     def _known_regions(self) -> TopicFile:
+        # A name given twice would silently merge two entries in the tagger.
+        for label, values in (("regions", [r.name for r in self.regions]),
+                              ("topics", [t.id for t in self.topics])):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"{label}: {twice[0]!r} is given twice")
         names = {r.name for r in self.regions}
         for compound, parts in self.compounds.items():
             for part in parts:

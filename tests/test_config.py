@@ -548,3 +548,16 @@ def test_the_nightly_job_checks_the_config_again_and_skips_a_bad_night(
         f"nightly crawl skipped: {config / 'topic.yaml'}: entry '遵义', field 'alias': "
         "unknown key (did you mean 'aliases'?)"]
     assert counting_sites.count() == 0
+
+
+@pytest.mark.parametrize(("text", "twice"), [
+    ("regions:\n  - name: 遵义\n  - name: 成都\n  - name: 遵义\n", "field 'regions': '遵义' is given twice"),
+    ("regions:\n  - name: 遵义\ntopics:\n  - {id: coop, name: 合作, keywords: [合作]}\n"
+     "  - {id: coop, name: 协作, keywords: [协作]}\n", "field 'topics': 'coop' is given twice"),
+])
+def test_a_region_or_topic_given_twice_is_an_error(tmp_path: Path, text: str, twice: str) -> None:
+    path = tmp_path / "topic.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_topic(path)
+    assert str(path) in str(info.value) and twice in str(info.value)
