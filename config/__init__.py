@@ -104,9 +104,10 @@ class Source(_Strict):
 
     @property
     def domains(self) -> list[str]:
-        """Hosts the crawl may visit: `allowed_domains`, else the hosts of its entry URLs."""
+        """Hosts the crawl may visit (lower-case): `allowed_domains`, else the hosts of its
+        entry URLs."""
         if self.allowed_domains:
-            return self.allowed_domains
+            return [d.lower() for d in self.allowed_domains]
         hosts = {urlsplit(u).hostname for u in self.start_urls + self.feeds + self.sitemaps}
         return sorted(h for h in hosts if h)
 

@@ -64,6 +64,18 @@ def _spider_sources(crawler: Crawler) -> list[Source]:
     return sources()
 
 
+class _SourceDomains:
+    """The domains each source may visit; a request without a source (robots.txt and
+    its redirects) may visit those of any source."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.by_source = {s.id: s.domains for s in sources}
+        self.any_source = sorted({d for ds in self.by_source.values() for d in ds})
+
+    def of(self, source_id: str | None) -> list[str]:
+        return self.by_source.get(source_id, self.any_source)
+
+
 class OnSiteMiddleware:
     """Every request stays on the domains of its source (meta `cyz_source`); a request
     without one (robots.txt, its redirects) on the domains of some source. Anything
@@ -74,8 +86,7 @@ class OnSiteMiddleware:
     back through the scheduler and so through here."""
 
     def __init__(self, sources: list[Source]) -> None:
-        self.domains = {s.id: [d.lower() for d in s.domains] for s in sources}
-        self.any_domain = sorted({d for ds in self.domains.values() for d in ds})
+        self.domains = _SourceDomains(sources)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> OnSiteMiddleware:
@@ -84,8 +95,7 @@ class OnSiteMiddleware:
     def process_request(self, request: Request) -> None:
         host = urlparse_cached(request).hostname or ""
         source_id = request.meta.get("cyz_source")
-        domains = self.domains.get(source_id, self.any_domain)
-        if not host_allowed(host, domains):
+        if not host_allowed(host, self.domains.of(source_id)):
             raise RefusedRequest("offsite_redirect",
                                  f"{request.url} is off the domains of {source_id or 'every source'}")
 
@@ -105,11 +115,10 @@ class PrivateAddressMiddleware:
     serves the connection the same answer, so the address checked is the one used."""
 
     def __init__(self, sources: list[Source]) -> None:
-        self.domains = {s.id: [d.lower() for d in s.domains] for s in sources}
-        self.any_domain = sorted({d for ds in self.domains.values() for d in ds})
+        self.domains = _SourceDomains(sources)
         self.opted_in = {s.id for s in sources if s.allow_private_addresses}
         self.opted_in_domains = sorted({d for s in sources if s.allow_private_addresses
-                                        for d in self.domains[s.id]})
+                                        for d in s.domains})
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PrivateAddressMiddleware:
@@ -124,10 +133,11 @@ class PrivateAddressMiddleware:
         if source_id in self.opted_in or (
                 source_id is None and host_allowed(host, self.opted_in_domains)):
             return
-        if ip_literal(host) is not None or is_private_host(host):
-            if is_private_host(host) and not host_allowed(
-                    host, self.domains.get(source_id, self.any_domain)):
+        if is_private_host(host):  # written as a private address: the source must name it
+            if not host_allowed(host, self.domains.of(source_id)):
                 raise RefusedRequest("private_address", f"{request.url}: a private address")
+            return
+        if ip_literal(host) is not None:  # a public address: nothing to resolve
             return
         from twisted.internet import reactor
 

@@ -86,7 +86,7 @@ class _Compiled:
         self.source = source
         self.articles = [url_pattern(p) for p in source.article_patterns]
         self.follows = [url_pattern(p) for p in source.follow_patterns]
-        self.domains = [d.lower() for d in source.domains]
+        self.domains = source.domains
         self.tracking = frozenset(p.lower() for p in source.tracking_params)
         self.max_list_pages = (source.max_list_pages if source.max_list_pages is not None
                                else max_list_pages)

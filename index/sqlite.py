@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -90,6 +91,13 @@ class SqliteEngine(Engine):
 
     # -- connection and schema ------------------------------------------------------
 
+    @contextmanager
+    def _using(self, action: str = "store records in") -> Iterator[sqlite3.Connection]:
+        """The connection, under the engine's lock; a full disk or an unusable file in
+        the block becomes one `StorageError` naming the index."""
+        with self._lock, storing(self.path, action):
+            yield self._conn()
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             # A full disk or an unusable data dir shows up here first: one clear error.
@@ -163,8 +171,7 @@ class SqliteEngine(Engine):
             fts_rows.append(fts)
         if not rows:
             return 0
-        with self._lock, storing(self.path):
-            db = self._conn()
+        with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(_UPSERT, rows)
@@ -179,8 +186,7 @@ class SqliteEngine(Engine):
         params = [(i,) for i in dict.fromkeys(ids)]
         if not params:
             return 0
-        with self._lock, storing(self.path):
-            db = self._conn()
+        with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(
@@ -200,22 +206,15 @@ class SqliteEngine(Engine):
     # -- reading --------------------------------------------------------------------
 
     def get(self, record_id: str) -> dict | None:
-        with self._lock, storing(self.path, "read the index"):
-            row = (
-                self._conn()
-                .execute("SELECT record FROM articles WHERE id = ?", (record_id,))
-                .fetchone()
-            )
+        with self._using("read the index") as db:
+            row = db.execute("SELECT record FROM articles WHERE id = ?", (record_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def count(self, filters: Filters | None = None) -> int:
         where, params = _filter_sql(filters or Filters())
-        with self._lock, storing(self.path, "read the index"):
-            return (
-                self._conn()
-                .execute(f"SELECT count(*) FROM articles a WHERE {where}", params)
-                .fetchone()[0]
-            )
+        with self._using("read the index") as db:
+            return db.execute(f"SELECT count(*) FROM articles a WHERE {where}",
+                              params).fetchone()[0]
 
     def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
         # Keyset batches rather than one long cursor: callers (reextract, --clean) write
@@ -223,10 +222,9 @@ class SqliteEngine(Engine):
         where, params = _filter_sql(filters or Filters())
         last = -1
         while True:
-            with self._lock, storing(self.path, "read the index"):
+            with self._using("read the index") as db:
                 rows = (
-                    self._conn()
-                    .execute(
+                    db.execute(
                         f"SELECT doc, record FROM articles a WHERE a.doc > ? AND {where} "
                         f"ORDER BY a.doc LIMIT {_ITER_BATCH}",
                         [last, *params],
@@ -244,8 +242,7 @@ class SqliteEngine(Engine):
         limit, offset = max(0, int(request.limit)), max(0, int(request.offset))
         query = request.query
         if query.is_empty:
-            with self._lock, storing(self.path, "read the index"):
-                db = self._conn()
+            with self._using("read the index") as db:
                 total = db.execute(
                     f"SELECT count(*) FROM articles a WHERE {where}", params
                 ).fetchone()[0]
@@ -262,8 +259,7 @@ class SqliteEngine(Engine):
                 "FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
                 f"WHERE articles_fts MATCH ? AND {where}"
             )
-            with self._lock, storing(self.path, "read the index"):
-                db = self._conn()
+            with self._using("read the index") as db:
                 total = db.execute(f"SELECT count(*) {base}", [match, *params]).fetchone()[0]
                 rows = db.execute(
                     f"SELECT a.record, bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS rank "
