@@ -23,7 +23,7 @@ from cyz.lock import data_dir_lock
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
 from cyz.pipelines.page import build_record
-from cyz.pipelines.store import RecordWriter, apply_placement
+from cyz.pipelines.store import REPRINTS_FILE, RecordWriter, apply_placement
 from cyz.pipelines.workers import default_workers
 from cyz.storage import StorageError, reason_of, storing
 
@@ -81,7 +81,7 @@ def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | No
     engine.init()
     with storing(data_dir):
         archive = RawArchive(data_dir)
-        reprints = ReprintIndex(data_dir / "reprints.sqlite3")
+        reprints = ReprintIndex(data_dir / REPRINTS_FILE)
         reprints.recover()  # placements of a killed run whose records were never stored
     counts = {"reextracted": 0, "failed": 0, "not_stored": 0}
     waiting = [0]  # pages added since the last flush

@@ -37,6 +37,11 @@ class RawPage:
     # changed body is a new version. None for pages archived before versions existed.
     text_hash: str | None = None
     version: int = 0  # set by the archive
+    body_hash: str = ""  # of `body`, computed once: the archive compares it per page
+
+    def __post_init__(self) -> None:
+        if not self.body_hash:
+            self.body_hash = _body_hash(self.body)
 
 
 def text_hash(record: dict) -> str:
@@ -66,7 +71,7 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 CREATE INDEX IF NOT EXISTS versions_source ON versions(source_id);
 """
-_COLUMNS = "id, version, url, source_id, http_charset, fetched_at, text_hash, body"
+_COLUMNS = "id, version, url, source_id, http_charset, fetched_at, text_hash, body_hash, body"
 
 
 class RawArchive:
@@ -113,7 +118,7 @@ class RawArchive:
         if newest is None:
             return "add", 1, page.fetched_at
         version, fetched_at, body_hash, old_text_hash = newest
-        if body_hash == _body_hash(page.body):
+        if body_hash == page.body_hash:
             # The same bytes again (a pipeline upgrade re-extracted them): refresh the
             # text hash, so later comparisons use what the current pipeline extracts.
             return "same body", version, fetched_at
@@ -138,7 +143,7 @@ class RawArchive:
                         "INSERT INTO versions (id, version, url, source_id, http_charset, "
                         "fetched_at, body_hash, text_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (page.id, version, page.url, page.source_id, page.http_charset,
-                         page.fetched_at, _body_hash(page.body), page.text_hash,
+                         page.fetched_at, page.body_hash, page.text_hash,
                          zlib.compress(page.body, COMPRESSION_LEVEL)))
                 elif action == "same body" and page.text_hash is not None:
                     self.db.execute("UPDATE versions SET text_hash = ? WHERE id = ? AND version = ?",
@@ -182,9 +187,9 @@ class RawArchive:
 
     @staticmethod
     def _page(row) -> RawPage:
-        rid, version, url, source_id, charset, fetched_at, thash, body = row
+        rid, version, url, source_id, charset, fetched_at, thash, bhash, body = row
         return RawPage(rid, url, source_id, charset, fetched_at, zlib.decompress(body),
-                       text_hash=thash, version=version)
+                       text_hash=thash, version=version, body_hash=bhash)
 
     def close(self) -> None:
         self.db.close()

@@ -122,13 +122,9 @@ class ReprintIndex:
 
     def confirm(self, ids: list[str]) -> None:
         """The records `ids` are stored: their placements are final."""
-        ids = list(ids)
         with self.db:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                self.db.execute(
-                    f"UPDATE members SET pending = 0 WHERE pending = 1 AND id IN "
-                    f"({','.join('?' * len(chunk))})", chunk)
+            self.db.executemany("UPDATE members SET pending = 0 WHERE id = ? AND pending = 1",
+                                [(i,) for i in ids])
 
     def recover(self) -> int:
         """Drop the placements a crashed run made for records it never stored, and
