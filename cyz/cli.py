@@ -201,14 +201,14 @@ def _progress_printer():
 
 
 @main.command()
-@click.argument("query", required=False, default="")
+@click.argument("words", nargs=-1)
 @click.option("--region", "regions", multiple=True, help="Articles that mention this place (repeatable).")
 @click.option("--source", "sources", multiple=True, metavar="ID", help="Only this source (repeatable).")
 @click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after.")
 @click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Published on or before.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=1000))
 @click.option("--json", "as_json", is_flag=True, help="Print {total, results} as JSON.")
-def search(query, regions, sources, since, until, limit, as_json) -> None:
+def search(words, regions, sources, since, until, limit, as_json) -> None:
     """Search the index.
 
     \b
@@ -217,6 +217,7 @@ def search(query, regions, sources, since, until, limit, as_json) -> None:
       cyz search '"成渝地区双城经济圈"' --region 遵义 --since 2024-01-01
     Simplified and traditional match each other (遵义 finds 遵義).
     """
+    query = " ".join(words)  # `cyz search 遵义 合作` means the query "遵义 合作"
     from cyz.search import search as run
 
     result = run(query, regions=list(regions), sources=list(sources), since=since,
@@ -331,13 +332,14 @@ def sources_check(source_id, sources_file, max_pages, as_json) -> None:
     summary, records = check(source, max_pages=max_pages)
     if as_json:
         _print_json({"summary": summary.as_dict(), "records": records})
-        return
-    out.print(summary.table(f"{source.id}: first {max_pages} article page(s)"))
-    for rec in records:
-        day = (rec.get("published_at") or "")[:10]
-        regions = ",".join(r["name"] for r in rec["regions"][:4])
-        out.print(f"• {day} {rec['title']}  [dim]{rec['url']}  {len(rec['text'])} chars  "
-                  f"来源={rec.get('origin')}  regions={regions}[/dim]")
+    else:
+        out.print(summary.table(f"{source.id}: first {max_pages} article page(s)"))
+        for rec in records:
+            day = (rec.get("published_at") or "")[:10]
+            regions = ",".join(r["name"] for r in rec["regions"][:4])
+            out.print(f"• {day} {rec['title']}  [dim]{rec['url']}  {len(rec['text'])} chars  "
+                      f"来源={rec.get('origin')}  regions={regions}[/dim]")
+    _finish_run(summary)  # a source that answered nothing is a failed check, not exit 0
 
 
 @main.command()

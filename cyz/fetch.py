@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -122,6 +122,8 @@ def fetch_url(url: str, timeout: float = 20, *, allow_private: bool = False
         raise PrivateAddress(f"{host} is a private address")
     opener = urllib.request.build_opener(
         _HTTPHandler(allow_private), _HTTPSHandler(allow_private), _SameHostRedirects(host))
+    # Chinese sites write Chinese in paths and queries; HTTP wants them percent-encoded.
+    url = quote(url, safe=":/?#[]@!$&'()*+,;=%~")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with opener.open(request, timeout=timeout) as response:

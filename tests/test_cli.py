@@ -76,6 +76,14 @@ def test_search_json_shape_and_snippet_marks(demo_run):
     assert hit["published_at"].endswith("+08:00")
 
 
+def test_search_words_may_be_separate_arguments(demo_run):
+    # The README's first example: `cyz search 遵义 合作` is the query "遵义 合作".
+    data_dir, _ = demo_run
+    separate = search_json(data_dir, "遵义", "合作")
+    assert separate["total"] > 0
+    assert separate == search_json(data_dir, "遵义 合作")
+
+
 def test_region_filter_uses_places_mentioned(demo_run):
     data_dir, _ = demo_run
     zunyi = search_json(data_dir, "", "--region", "遵义")
@@ -202,3 +210,24 @@ def test_schedule_refuses_a_bad_config_at_start(tmp_path):
     (config / "sources.yaml").write_text("sources: [", encoding="utf-8")
     proc = cyz("schedule", data_dir=tmp_path, check=False, CYZ_CONFIG_DIR=str(config))
     assert proc.returncode == 2 and "bad YAML" in proc.stderr and "sources.yaml" in proc.stderr
+
+
+def test_extract_a_url_with_chinese_in_its_path_is_one_clear_line(tmp_path):
+    # Nothing listens on port 9: the fetch fails, and says so in one line.
+    proc = cyz("extract", "http://127.0.0.1:9/新闻/t20241205_1.html", "--allow-private",
+               data_dir=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "cannot fetch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sources_check_that_fetches_nothing_is_not_exit_0(tmp_path):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n  - id: dead\n    name: dead\n    kind: news\n    region: 遵义\n"
+        "    start_urls: [http://www.dead-site.invalid/list/]\n"
+        "    article_patterns: ['/a\\d+\\.html$']\n", encoding="utf-8")
+    # A proxy nobody answers: every request fails at once, as when the network is down.
+    proc = cyz("sources", "check", "dead", "--sources", str(sources), data_dir=tmp_path,
+               check=False, http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    assert proc.returncode == 3, proc.stderr
+    assert "nothing could be fetched" in proc.stderr and "Traceback" not in proc.stderr
