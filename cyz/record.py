@@ -8,6 +8,7 @@ validates the shape where a boundary needs it.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,16 +26,90 @@ class RegionCount(BaseModel):
     count: int
 
 
+EventType = Literal["agreement", "visit", "project", "conference", "policy", "transport", "other"]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__
+DatePrecision = Literal["day", "month", "year"]
+
+
 class Event(BaseModel):
-    type: str
+    """One cooperation event as one article tells it (a *mention*; `cyz events` shows
+    happenings, which merge the mentions of every report of the same event)."""
+
+    type: EventType
+    # ISO day, month or year ("2024-12-04", "2024-07", "2024"), as precise as the text;
+    # a range (4月20日至22日, 上旬) also has `date_end`, in the same precision.
     date: str | None = None
-    date_precision: str | None = None
+    date_end: str | None = None
+    date_precision: DatePrecision | None = None
+    parties: list[str] = Field(default_factory=list)  # who signed, visited, invested
+    places: list[str] = Field(default_factory=list)  # gazetteer places the event names
+    regions: list[str] = Field(default_factory=list)  # those places and the cities above them
+    amount_yuan: float | None = None  # 136.8亿元 → 13680000000.0
+    amount_approx: bool = False  # 近/超/余/约: the number is a bound or a round figure
+    count: int | None = None  # 23个项目: how many projects/agreements, not money
+    sentence: str = ""  # the evidence, as the (simplified) text has it
+    planned: bool = False  # 计划/拟/将…: announced or intended, not yet done
+    key: str = ""  # the key phrase (e.g. 全面深化合作框架协议): what merging compares
+    rule: str = ""  # the event rule of topic.yaml that fired, and its trigger word
+    trigger: str = ""
+
+
+
+class RegionName(BaseModel):
+    name: str
+
+
+class Report(BaseModel):
+    """One article that told a happening."""
+
+    article_id: str
+    url: str
+    source_id: str
+    source_name: str = ""
+    origin: str | None = None  # the outlet named by 来源, when the page names one
+    title: str = ""
+    published_at: str | None = None
+    cluster_id: str | None = None  # reprints of one story share it
+    event_index: int = 0  # which of the article's `events` told it
+
+
+class Happening(BaseModel):
+    """One cooperation event with every report of it: a document of `cyz-events`, a row
+    of the SQLite engine's events table, an entry of `cyz events --json`.
+
+    Its event fields are those of its best-described mention; its article fields
+    (`article_id` … `published_at`) are the first report's, so Kibana's panels on
+    events share field names with the articles' (`regions.name`, `event_types`,
+    `source_id`, `published_at`) and one filter works on both.
+    """
+
+    event_id: str  # stable: derived from the first mention that created it
+    type: EventType
+    event_types: list[EventType]  # [type]
+    date: str | None = None
+    date_end: str | None = None
+    date_precision: DatePrecision | None = None
+    date_from: str | None = None  # first and last calendar day the date can mean
+    date_to: str | None = None  # (2024-07 → 2024-07-01 … 2024-07-31): filters and order
     parties: list[str] = Field(default_factory=list)
     places: list[str] = Field(default_factory=list)
+    regions: list[RegionName] = Field(default_factory=list)
     amount_yuan: float | None = None
+    amount_approx: bool = False
+    count: int | None = None
     sentence: str = ""
     planned: bool = False
-
+    key: str = ""
+    reports: list[Report] = Field(default_factory=list)
+    report_count: int = 0
+    outlets: list[str] = Field(default_factory=list)  # distinct origin (else source name)
+    first_reported_at: str | None = None
+    article_id: str = ""
+    url: str = ""
+    title: str = ""
+    source_id: str = ""
+    source_name: str = ""
+    published_at: str | None = None
 
 class Article(BaseModel):
     id: str

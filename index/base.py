@@ -26,6 +26,25 @@ class Filters:
 
 
 @dataclass
+class EventFilters:
+    """Filters of `cyz events` (and of alert rules on events), the same on every engine."""
+
+    since: date | None = None  # the event's date range reaches this day or later
+    until: date | None = None  # the event's date range starts on or before this day
+    types: list[str] = field(default_factory=list)  # any of these event types
+    regions: list[str] = field(default_factory=list)  # any of these in regions[].name
+    party: str | None = None  # a substring of one of the parties (simplified, any case)
+    planned: bool | None = None  # True: only planned; False: only done; None: both
+    source_prefix: str | None = None  # only happenings reported by these sources
+
+
+@dataclass
+class EventResult:
+    total: int
+    events: list[dict]  # `cyz.record.Happening` dicts, newest event date first
+
+
+@dataclass
 class SearchRequest:
     query: Query
     filters: Filters = field(default_factory=Filters)
