@@ -8,6 +8,7 @@ edit fails before any request is made.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from cyz.record import EventType
 from cyz.urls import url_pattern
 
 
@@ -258,11 +260,81 @@ class Topic(_Strict):
     keywords: list[NonBlank]
 
 
+def _regex(value: str | None) -> str | None:
+    # Event rules run in this process with Python's `re` (not the crawl's RE2), so `re`
+    # decides what compiles; an analyst's typo fails here, not on the first page.
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad regex {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+class EventRule(_Strict):
+    """One way a sentence tells a cooperation event (see the `events:` section of
+    topic.yaml for what each field means)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    type: EventType
+    triggers: list[NonBlank] = Field(default_factory=list)
+    pattern: Regex | None = None
+    needs: list[NonBlank] = Field(default_factory=list)
+    unless: list[NonBlank] = Field(default_factory=list)
+    scope: Literal["clause", "sentence"] = "clause"
+    cross_region: bool = False
+    key: Regex | None = None
+
+    @model_validator(mode="after")
+    def _fires_on_something(self) -> EventRule:
+        if not self.triggers and not self.pattern:
+            raise ValueError("triggers: a rule needs triggers or a pattern")
+        return self
+
+
+class EventMarkers(_Strict):
+    planned: list[NonBlank] = Field(default_factory=list)
+    done: list[NonBlank] = Field(default_factory=list)
+    negation: list[NonBlank] = Field(default_factory=list)
+    ignore: list[NonBlank] = Field(default_factory=list)
+    approx: list[NonBlank] = Field(default_factory=list)
+
+
+class PartyRules(_Strict):
+    suffixes: list[NonBlank] = Field(default_factory=list)
+    words: list[NonBlank] = Field(default_factory=list)
+    location_markers: list[NonBlank] = Field(default_factory=list)
+    generic: list[NonBlank] = Field(default_factory=list)
+    not_organisations: list[NonBlank] = Field(default_factory=list)
+
+
+class EventRules(_Strict):
+    rules: list[EventRule] = Field(default_factory=list)
+    markers: EventMarkers = Field(default_factory=EventMarkers)
+    parties: PartyRules = Field(default_factory=PartyRules)
+    key_cut: list[NonBlank] = Field(default_factory=list)
+    evidence: list[NonBlank] = Field(default_factory=list)
+    exclude: list[NonBlank] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> EventRules:
+        ids = [r.id for r in self.rules]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"rules: {twice[0]!r} is given twice")
+        return self
+
+
 class TopicFile(_Strict):
     regions: list[Region]
     compounds: dict[NonBlank, list[NonBlank]] = Field(default_factory=dict)
     topics: list[Topic] = Field(default_factory=list)
     focus_regions: list[NonBlank] = Field(default_factory=list)
+    # Without an `events:` section no events are extracted (an older topic.yaml).
+    events: EventRules = Field(default_factory=EventRules)
 
     @model_validator(mode="after")
     def _known_regions(self) -> TopicFile:
@@ -290,7 +362,42 @@ def load_topic(path: Path) -> TopicFile:
     try:
         return TopicFile.model_validate(data)
     except ValidationError as exc:
-        raise _explain(path, data, exc, "regions", Region, TopicFile, id_key="name") from None
+        # An event rule's error names the rule by id; the rest as for regions.
+        lines = []
+        rest = []
+        for err in exc.errors():
+            loc = err["loc"]
+            if loc[:2] == ("events", "rules") and len(loc) > 2 and isinstance(loc[2], int):
+                lines.append(_explain_rule(path, data, err))
+            else:
+                rest.append(err)
+        if rest:
+            lines.insert(0, str(_explain(path, data, _Errors(rest), "regions", Region, TopicFile,
+                                         id_key="name")))
+        raise ConfigError("\n".join(lines)) from None
+
+
+class _Errors:
+    """Some of a ValidationError's errors, for `_explain`."""
+
+    def __init__(self, errors: list[dict]):
+        self._errors = errors
+
+    def errors(self) -> list[dict]:
+        return self._errors
+
+
+def _explain_rule(path: Path, data: dict, err: dict) -> str:
+    loc = err["loc"]
+    rules = (data.get("events") or {}).get("rules") if isinstance(data.get("events"), dict) else None
+    rule = rules[loc[2]] if isinstance(rules, list) and loc[2] < len(rules) else None
+    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    label = f"events rule {rule_id!r}" if rule_id else f"events rule #{loc[2] + 1}"
+    field = ".".join(str(p) for p in loc[3:]) or "(entry)"
+    msg = _describe(err, list(EventRule.model_fields) if len(loc) == 4 else [])
+    if field == "(entry)" and ":" in msg:
+        field, msg = (s.strip() for s in msg.split(":", 1))
+    return f"{path}: {label}, field {field!r}: {msg}"
 
 
 @dataclass(frozen=True)
