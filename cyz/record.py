@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 # Bump when the per-page pipeline changes what it produces; `cyz reextract` and the
 # incremental crawl use it to decide which stored records are stale.
@@ -150,3 +150,19 @@ class Article(BaseModel):
 def article_id(canonical_url: str) -> str:
     """Stable id of an article: a hash of its canonical URL."""
     return hashlib.sha1(canonical_url.encode("utf-8")).hexdigest()[:20]
+
+
+def validate_article(record: dict) -> dict:
+    """The record as the `Article` contract has it (defaults filled in, unknown keys
+    dropped), checked where records enter an engine. An invalid record is a ValueError
+    naming the record and the fields at fault."""
+    try:
+        return Article.model_validate(record).model_dump()
+    except ValidationError as exc:
+        rid = record.get("id") if isinstance(record, dict) else None
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'record'}: {error['msg']}"
+            for error in exc.errors()[:5]
+        )
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise ValueError(f"invalid article record {rid!r}: {problems}{more}") from None

@@ -1,4 +1,5 @@
-"""The per-page pipeline: raw page → article record (extract, normalize, language, tags).
+"""The per-page pipeline: raw page → article record (extract, normalize, language, tags,
+events).
 
 `cyz extract`, the crawl and `cyz reextract` all go through `build_record`, so a page
 gives the same record however it arrives. It is a plain function over bytes so that the
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 
 from cyz.config import Source
 from cyz.pipelines.decode import decode_html
+from cyz.pipelines.events import extractor_for
 from cyz.pipelines.extract import Extracted, extract_html, extract_text
 from cyz.pipelines.language import detect_language
 from cyz.pipelines.script import detect_script, to_simplified
@@ -92,8 +94,18 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         # Of the clean text, so a page whose chrome changed keeps its hash.
         "content_hash": hashlib.sha1(text.encode("utf-8")).hexdigest(),
     }
-    (tagger or default_tagger()).tag(record)
-    return record
+    return tag_record(record, tagger)
+
+
+def tag_record(record: dict, tagger: Tagger | None = None) -> dict:
+    """Fill a record's `regions`, `topics`, `events`, `event_types` and `relevance` from its
+    simplified title and text (and `published_at`, which dates the events)."""
+    tagger = tagger or default_tagger()
+    events = extractor_for(tagger.topic).extract(
+        record.get("title_zh", ""), record.get("text_zh", ""), record.get("published_at"))
+    record["events"] = events
+    record["event_types"] = sorted({event["type"] for event in events})
+    return tagger.tag(record)  # relevance counts the events
 
 
 # How far back from the limit a paragraph or sentence end is looked for.

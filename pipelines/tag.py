@@ -21,6 +21,7 @@ class Tagger:
         self.topic = topic
         # surface string -> the region names it counts toward (a place: itself and its city)
         self._targets: dict[str, tuple[str, ...]] = {}
+        self._compounds = set(topic.compounds)
         for region in topic.regions:
             for alias in [region.name, *region.aliases]:
                 self._targets[alias] = (region.name,)
@@ -47,25 +48,47 @@ class Tagger:
         return [{"name": n, "count": c} for n, c in
                 sorted(counts.items(), key=lambda kv: (-kv[1], self._order.get(kv[0], 99), kv[0]))]
 
+    def mentions(self, text: str) -> list[tuple[str, str | None, tuple[str, ...]]]:
+        """Each gazetteer name in `text`, in order: (as written, the canonical place or
+        region it names — None for a compound like 成渝 —, every region it counts toward)."""
+        out = []
+        for match in self._pattern.finditer(text):
+            surface = match.group(0)
+            names = self._targets[surface]
+            out.append((surface, None if surface in self._compounds else names[0], names))
+        return out
+
     def topics(self, text: str) -> list[str]:
         return [topic_id for topic_id, pattern in self._topics if pattern.search(text)]
 
-    def relevance(self, regions: list[dict], topics: list[str], text: str) -> float:
-        """0–1: how squarely the article is about cooperation among the focus cities."""
+    def relevance(self, regions: list[dict], topics: list[str], text: str,
+                  events: list[dict] | None = None) -> float:
+        """0–1: how squarely the article is about cooperation among the focus cities.
+
+        Three parts, each explainable: how many focus cities it names (up to 0.65), how
+        much cooperation vocabulary (up to 0.35) and how many kinds of cooperation event
+        involve a focus city (0.1 each, up to 0.2). Without a focus city the vocabulary
+        and the events count a third."""
         named = {r["name"] for r in regions}
         focus = [name for name in self.topic.focus_regions if name in named]
         place_score = (0.0, 0.3, 0.55, 0.65)[min(len(focus), 3)]
         topic_score = 0.35 * min(1.0, len([t for t in topics if t != "industry"]) / 3)
+        focus_set = set(self.topic.focus_regions)
+        kinds = {e["type"] for e in events or () if focus_set & set(e.get("regions", ()))}
+        event_score = 0.1 * min(2, len(kinds))
         if not focus:
             topic_score /= 3  # cooperation talk about other places is only faintly relevant
-        return round(min(1.0, place_score + topic_score), 3)
+            event_score = 0.1 * min(2, len({e["type"] for e in events or ()})) / 3
+        return round(min(1.0, place_score + topic_score + event_score), 3)
 
     def tag(self, record: dict) -> dict:
-        """Fill `regions`, `topics` and `relevance` of a record from its simplified text."""
+        """Fill `regions`, `topics` and `relevance` of a record from its simplified text
+        (and its `events`, when they were extracted: `cyz.pipelines.page.tag_record`)."""
         text = f"{record.get('title_zh', '')}\n{record.get('text_zh', '')}"
         record["regions"] = self.regions(text)
         record["topics"] = self.topics(text)
-        record["relevance"] = self.relevance(record["regions"], record["topics"], text)
+        record["relevance"] = self.relevance(record["regions"], record["topics"], text,
+                                             record.get("events"))
         return record
 
 

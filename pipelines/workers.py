@@ -24,8 +24,13 @@ _WARM_PAGE = ("<html><head><title>预热</title></head><body><div class='article
 
 def _warm_up() -> None:
     # Import and load everything once per worker (trafilatura, OpenCC tables, langdetect
-    # profiles, the gazetteer, datasketch) so the first real pages are not slow.
+    # profiles, the gazetteer, jieba's dictionary for event parties, datasketch) so the
+    # first real pages are not slow.
+    from cyz.pipelines.events import extractor_for
+    from cyz.pipelines.tag import default_tagger
+
     process_page(_WARM_PAGE, "https://warm.up/t20240101_1.html")
+    extractor_for(default_tagger().topic).warm()  # the page loads it too; this says so
 
 
 def process_page(body: bytes, url: str, **kwargs):

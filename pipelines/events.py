@@ -1,0 +1,677 @@
+"""Cooperation events: which signings, visits, projects, conferences, policies and
+transport openings an article tells, sentence by sentence.
+
+The rules are data (the `events:` section of topic.yaml). Per sentence: a trigger of a
+rule must occur (one cheap regex over all triggers decides which sentences are looked
+at, so most of a page costs one scan), the rule's `needs` and `unless` words must agree,
+no negation may stand right before the trigger; then the event gets its date (resolved
+against the article's date), amount, count, places, parties (jieba, only here) and key
+phrase. Reports of the same happening inside one article merge into one event.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+from cyz.config import EventRule, TopicFile, load_topic
+from cyz.paths import config_dir
+from cyz.pipelines.tag import Tagger
+from cyz.record import Event
+
+# --- sentences ------------------------------------------------------------------------
+
+_ENDS = set("。！？；!?;")
+_OPEN = {"“": "”", "《": "》", "「": "」", "『": "』", "‘": "’"}
+_CLOSERS = set("”’」』）)》】\"'")
+
+
+def split_sentences(text: str) -> list[tuple[int, str]]:
+    """The sentences of `text` with their offsets. A sentence ends at 。！？；(and the
+    closing quotes or brackets right after it) and at every line break; an end inside
+    “…” or 《…》 does not count (a quoted speech stays one sentence)."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    waiting: list[str] = []  # closing marks of the quotes open at this point
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            _add(out, text, start, i)
+            start, waiting = i + 1, []  # an unbalanced quote never spans lines
+        elif ch in _OPEN and not (ch == "‘" and waiting and waiting[-1] == "’"):
+            waiting.append(_OPEN[ch])
+        elif waiting and ch == waiting[-1]:
+            waiting.pop()
+        elif ch in _ENDS and not waiting:
+            while i + 1 < n and text[i + 1] in _CLOSERS:
+                i += 1
+            _add(out, text, start, i + 1)
+            start = i + 1
+        i += 1
+    _add(out, text, start, n)
+    return out
+
+
+def _add(out: list[tuple[int, str]], text: str, start: int, end: int) -> None:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        out.append((start + piece.index(stripped[0]), stripped))
+
+
+_TITLES = re.compile(r"《[^》\n]*》")
+
+# Clause ends inside a sentence: what `needs`, markers and the key look at.
+_CLAUSE = re.compile(r"[，,：:]")
+
+
+def _clause(sentence: str, pos: int) -> tuple[int, int]:
+    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, pos)), default=0)
+    after = _CLAUSE.search(sentence, pos)
+    return start, after.start() if after else len(sentence)
+
+
+# --- dates ----------------------------------------------------------------------------
+
+_CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUM = r"\d{1,2}|[一二三四五六七八九十]{1,3}"
+_DATE = re.compile(
+    rf"(?:(?P<y>(?:19|20)\d{{2}})\s*年|(?P<rel>前年|去年|今年|明年))?\s*"
+    rf"(?:(?P<m>{_NUM})\s*月(?!份?[以之]?[内来]))?\s*"
+    rf"(?:(?P<d>{_NUM})\s*[日号]|(?P<xun>上旬|中旬|下旬))?"
+    rf"(?:\s*(?:至|到|—|－|-|~|～)\s*(?:(?P<m2>\d{{1,2}})月)?(?P<d2>\d{{1,2}})[日号])?"
+)
+_RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1}
+
+
+def _cn_number(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return _CN_DIGITS.get(tens, 1) * 10 + _CN_DIGITS.get(ones, 0)
+    return _CN_DIGITS.get(text, 0)
+
+
+@dataclass
+class _Date:
+    start: int
+    end: int
+    value: str
+    value_end: str | None
+    precision: str
+    first_day: date  # for "later than the article" and ranges
+
+
+def _article_day(published_at: str | None) -> date | None:
+    if not published_at:
+        return None
+    try:
+        return datetime.fromisoformat(published_at[:10]).date()
+    except ValueError:
+        return None
+
+
+def find_dates(sentence: str, article: date | None, ahead: bool = False) -> list[_Date]:
+    """Date expressions of a sentence, resolved against the article's day: a month
+    without a year is the latest such month not after the article's; a day alone is
+    in the article's month (the month before, when the day is later than the article's);
+    去年/今年/明年 count from the article's year; an explicit year wins. With `ahead`
+    (the sentence tells a plan: 将于11月上旬启动) a bare month or day is the next one."""
+    found = []
+    for m in _DATE.finditer(sentence):
+        if not m.group(0).strip() or not (m["y"] or m["rel"] or m["m"] or m["d"]):
+            continue
+        if m["xun"] and not m["m"]:
+            continue
+        resolved = _resolve(m, article, ahead)
+        if resolved:
+            found.append(resolved)
+    return found
+
+
+def _resolve(m: re.Match, article: date | None, ahead: bool) -> _Date | None:
+    month = _cn_number(m["m"]) if m["m"] else None
+    day = _cn_number(m["d"]) if m["d"] else None
+    if m["y"]:
+        year = int(m["y"])
+    elif m["rel"]:
+        if article is None:
+            return None
+        year = article.year + _RELATIVE[m["rel"]]
+    elif article is None:
+        return None  # 7月 of which year: unknown without the article's date
+    elif month:
+        if ahead:
+            year = article.year + (1 if month < article.month else 0)
+        else:
+            year = article.year - (1 if month > article.month else 0)
+    else:  # a day alone: this month, or the last one when the day is still to come
+        year, month = article.year, article.month
+        if day and ahead and day < article.day:
+            year, month = (year, month + 1) if month < 12 else (year + 1, 1)
+        elif day and not ahead and day > article.day:
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    if month is None:
+        if day:
+            return None  # 2024年5日: not a date
+        return _Date(m.start(), m.end(), f"{year:04d}", None, "year", date(year, 1, 1))
+    if not 1 <= month <= 12:
+        return None
+    last = calendar.monthrange(year, month)[1]
+    if m["xun"]:
+        first, to = {"上旬": (1, 10), "中旬": (11, 20), "下旬": (21, last)}[m["xun"]]
+        return _Date(m.start(), m.end(), f"{year:04d}-{month:02d}-{first:02d}",
+                     f"{year:04d}-{month:02d}-{to:02d}", "day", date(year, month, first))
+    if day is None:
+        return _Date(m.start(), m.end(), f"{year:04d}-{month:02d}", None, "month",
+                     date(year, month, 1))
+    if not 1 <= day <= last:
+        return None
+    value_end = None
+    if m["d2"]:
+        month2 = int(m["m2"]) if m["m2"] else month
+        year2 = year + (1 if month2 < month else 0)
+        day2 = int(m["d2"])
+        if 1 <= month2 <= 12 and 1 <= day2 <= calendar.monthrange(year2, month2)[1]:
+            value_end = f"{year2:04d}-{month2:02d}-{day2:02d}"
+    return _Date(m.start(), m.end(), f"{year:04d}-{month:02d}-{day:02d}", value_end, "day",
+                 date(year, month, day))
+
+
+# --- amounts and counts ---------------------------------------------------------------
+
+_AMOUNT = re.compile(
+    r"(?P<num>\d+(?:\.\d+)?)\s*(?P<mid>多|余)?(?P<unit>万亿|亿|千万|百万|万|千)?(?P<post>多|余)?元"
+    r"(?P<after>以上|左右)?")
+_UNITS = {None: 1, "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8, "万亿": 1e12}
+_COUNT = re.compile(
+    r"(?P<a>\d+)\s*(?:个|项|份|批)[^，。；\d]{0,8}?(?:项目|协议|合同|备忘录)"
+    r"|(?:项目|协议|备忘录)(?P<b>\d+)\s*(?:个|项|份)"
+    r"|(?P<c>\d+)\s*家(?:[^，。；\d]{0,4})企业")
+# Money is part of these types' story; a visit's or a policy's 亿元 are targets or context.
+_MONEY_TYPES = {"project", "agreement", "conference", "other"}
+_COUNT_TYPES = {"project", "agreement"}
+
+
+# --- the extractor --------------------------------------------------------------------
+
+
+def _alternation(words) -> str:
+    return "|".join(map(re.escape, sorted(set(words), key=len, reverse=True)))
+
+
+class _Rule:
+    def __init__(self, rule: EventRule):
+        self.rule = rule
+        parts = [_alternation(rule.triggers)] if rule.triggers else []
+        if rule.pattern:
+            parts.append(f"(?:{rule.pattern})")
+        self.trigger = re.compile("|".join(parts))
+        self.needs = re.compile(_alternation(rule.needs)) if rule.needs else None
+        self.unless = re.compile(_alternation(rule.unless)) if rule.unless else None
+        self.key = re.compile(rule.key) if rule.key else None
+
+
+class EventExtractor:
+    """The events of one article, by the rules of one topic.yaml."""
+
+    def __init__(self, topic: TopicFile):
+        self.topic = topic
+        ev = topic.events
+        self._tagger = Tagger(topic)
+        self._rules = [_Rule(r) for r in ev.rules]
+        triggers = [r.trigger.pattern for r in self._rules]
+        # The prefilter: a sentence without any trigger costs one scan and nothing else.
+        self._prefilter = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+        self._exclude = re.compile(_alternation(ev.exclude)) if ev.exclude else None
+        self._evidence = re.compile(_alternation(ev.evidence)) if ev.evidence else None
+        mk = ev.markers
+        self._ignore = re.compile(_alternation(mk.ignore)) if mk.ignore else None
+        self._planned = re.compile(_alternation(mk.planned)) if mk.planned else None
+        self._done = re.compile(_alternation(mk.done)) if mk.done else None
+        self._negation = re.compile(f"(?:{_alternation(mk.negation)})$") if mk.negation else None
+        self._approx = set(mk.approx)
+        self._key_cut = re.compile(_alternation(ev.key_cut)) if ev.key_cut else None
+        self._parties = _PartyFinder(topic)
+        # region name -> its top-level city (a place's `regions` roll up like the tagger's)
+        self._order = {r.name: i for i, r in enumerate(topic.regions)}
+
+    def extract(self, title_zh: str, text_zh: str, published_at: str | None) -> list[dict]:
+        """Event dicts (every key of `cyz.record.Event`) of an article's simplified text."""
+        if self._prefilter is None:
+            return []
+        article = _article_day(published_at)
+        title, body = ([event for _offset, sentence in split_sentences(text or "")
+                        if self._prefilter.search(sentence)
+                        for event in self._sentence(sentence, article)]
+                       for text in (title_zh, text_zh))
+        events = _merge(body)
+        # A headline names the article's main event, which the body then tells: it joins
+        # the body's first event of its type, and stands alone only when the body has none.
+        for event in _merge(title):
+            index = next((i for i, kept in enumerate(events) if kept["type"] == event["type"]
+                          and _dates_agree(kept, event)), None)
+            if index is None:
+                events.insert(0, event)
+            else:
+                events[index] = _join(events[index], event)
+        return events
+
+    def warm(self) -> None:
+        """Load jieba and its dictionary now (extraction workers call it at start)."""
+        self._parties.tokenizer()
+
+    # -- one sentence --
+
+    def _sentence(self, sentence: str, article: date | None) -> list[dict]:
+        if self._exclude and self._exclude.search(sentence):
+            return []
+        masked = self._ignore.sub(lambda m: "\0" * len(m.group(0)), sentence) if self._ignore \
+            else sentence
+        fired: dict[str, tuple[_Rule, re.Match]] = {}
+        for rule in self._rules:
+            if rule.rule.type in fired:
+                continue  # one event per type and sentence
+            if rule.unless and rule.unless.search(sentence):
+                continue
+            for match in rule.trigger.finditer(sentence):
+                if self._fires(rule, sentence, masked, match):
+                    fired[rule.rule.type] = (rule, match)
+                    break
+        if not fired:
+            return []
+        mentions = self._tagger.mentions(sentence)
+        places = _unique(place for _w, place, _names in mentions if place)
+        regions = _unique(name for _w, _place, names in mentions for name in names)
+        # Top-level regions named (a place counts as its city; 成渝 as both).
+        tops = {names[-1] for _w, place, names in mentions if place} | {
+            name for _w, place, names in mentions if not place for name in names}
+        parties: list[tuple[str, bool]] | None = None  # jieba only once a rule fired
+        undated = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)  # not a 《title》's
+        out = []
+        for rule, match in fired.values():
+            if rule.rule.cross_region and len(tops) < 2:
+                continue
+            if parties is None:
+                parties = self._parties.find(sentence)
+            if not (mentions or any(is_org for _name, is_org in parties)
+                    or (self._evidence and self._evidence.search(sentence))):
+                continue  # no place, no organisation, no cooperation word: not ours
+            out.append(self._event(rule, match, sentence, masked, article, undated,
+                                   [name for name, _is_org in parties], places, regions))
+        return out
+
+    def _fires(self, rule: _Rule, sentence: str, masked: str, match: re.Match) -> bool:
+        start, end = _clause(sentence, match.start())
+        if rule.needs:
+            lo, hi = (0, len(sentence)) if rule.rule.scope == "sentence" else (start, end)
+            if not rule.needs.search(sentence, lo, hi):
+                return False
+        if self._negation and self._negation.search(masked, max(start, match.start() - 4),
+                                                     match.start()):
+            return False
+        return True
+
+    def _event(self, rule: _Rule, match: re.Match, sentence: str, masked: str,
+               article: date | None, undated: str, parties: list[str],
+               places: list[str], regions: list[str]) -> dict:
+        typ = rule.rule.type
+        planned = self._is_planned(sentence, masked, match.start())
+        when = _pick_date(find_dates(undated, article, ahead=planned), sentence, match.start())
+        if not planned and when and article and _later_month(when.first_day, article) \
+                and not self._done_before(sentence, masked, match.start()):
+            planned = True  # a date still to come: announced, not done
+        amount, approx = (None, False)
+        if typ in _MONEY_TYPES:
+            amount, approx = self._amount(sentence, match.start())
+        count = None
+        if typ in _COUNT_TYPES:
+            count = _count(sentence, match.start())
+        event = Event(
+            type=typ,
+            date=when.value if when else None,
+            date_end=when.value_end if when else None,
+            date_precision=when.precision if when else None,
+            parties=parties,
+            places=places,
+            regions=regions,
+            amount_yuan=amount,
+            amount_approx=approx,
+            count=count,
+            sentence=sentence,
+            planned=planned,
+            key=self._key(rule, sentence, match),
+            rule=rule.rule.id,
+            trigger=match.group(0),
+        )
+        return event.model_dump()
+
+    def _is_planned(self, sentence: str, masked: str, pos: int) -> bool:
+        # Anywhere before the trigger in its sentence: 重庆一家企业将在新蒲新区投资建设…，
+        # 总投资20亿元 is planned; what follows the trigger (签署…，明确双方将…) is not.
+        if not self._planned:
+            return False
+        last_plan = max((m.end() for m in self._planned.finditer(masked, 0, pos)), default=-1)
+        if last_plan < 0:
+            return False
+        return not (self._done and self._done.search(masked, last_plan, pos))
+
+    def _done_before(self, sentence: str, masked: str, pos: int) -> bool:
+        start, _ = _clause(sentence, pos)
+        return bool(self._done and self._done.search(masked, start, pos))
+
+    def _amount(self, sentence: str, pos: int) -> tuple[float | None, bool]:
+        found = list(_AMOUNT.finditer(sentence))
+        if not found:
+            return None, False
+        m = next((a for a in found if a.start() >= pos), found[-1])
+        value = float(m["num"]) * _UNITS[m["unit"]]
+        before = sentence[max(0, m.start() - 2):m.start()]
+        approx = any(before.endswith(w) for w in self._approx) or any(
+            m[g] in self._approx for g in ("mid", "post", "after") if m[g])
+        return round(value, 2), approx
+
+    def _key(self, rule: _Rule, sentence: str, match: re.Match) -> str:
+        if not rule.key:
+            return ""
+        start, end = _clause(sentence, match.start())
+        found = rule.key.search(sentence, start, end) or rule.key.search(sentence)
+        if not found:
+            return ""
+        groups = [g for g in found.groups() if g] if found.re.groups else []
+        key = groups[0] if groups else found.group(0)
+        quoted = found.group(0) != key and found.group(0)[:1] in "《“"
+        if not quoted and self._key_cut:
+            cuts = [m.end() for m in self._key_cut.finditer(key)]
+            if cuts:
+                key = key[max(cuts):]
+            key = _strip_date(key)
+        key = key.strip(" 　、")
+        return key if len(key) >= 3 or quoted else ""
+
+
+def _strip_date(key: str) -> str:
+    m = _DATE.match(key)
+    return key[m.end():] if m and m.group(0) and not re.fullmatch(r"\d{4}", m.group(0)) else key
+
+
+def _pick_date(dates: list[_Date], sentence: str, pos: int) -> _Date | None:
+    """The date that goes with the trigger at `pos`: one in its clause (the nearest),
+    else the last before it, else the first after it."""
+    if not dates:
+        return None
+    start, end = _clause(sentence, pos)
+    inside = [d for d in dates if start <= d.start < end]
+    if inside:
+        return min(inside, key=lambda d: abs(d.start - pos))
+    before = [d for d in dates if d.start < pos]
+    return before[-1] if before else dates[0]
+
+
+def _later_month(day: date, article: date) -> bool:
+    return (day.year, day.month) > (article.year, article.month)
+
+
+def _count(sentence: str, pos: int) -> int | None:
+    found = list(_COUNT.finditer(sentence))
+    if not found:
+        return None
+    # a project or agreement count beats a number of companies
+    ranked = sorted(found, key=lambda m: (m["c"] is not None, m.start() < pos))
+    m = ranked[0]
+    return int(m["a"] or m["b"] or m["c"])
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# --- parties --------------------------------------------------------------------------
+
+# jieba's tags that end a name when walking back from an organisation suffix: verbs,
+# prepositions, conjunctions, particles, pronouns, adverbs, numerals and measure words.
+_STOP_FLAGS = ("v", "p", "c", "u", "r", "d", "m", "q", "y", "e", "o", "w", "f", "t")
+_NAME_CHARS = re.compile(r"^[\w（）()·]+$")
+
+
+class _PartyFinder:
+    """Organisations (a name ending in an organisation suffix) and gazetteer places that
+    act (遵义市 与 重庆市江北区 签署…), on the words of a private jieba tokenizer whose
+    dictionary knows every gazetteer name and the suffixes."""
+
+    def __init__(self, topic: TopicFile):
+        rules = topic.events.parties
+        self._suffixes = sorted(set(rules.suffixes), key=len, reverse=True)
+        self._location = set(rules.location_markers)
+        self._generic = set(rules.generic)
+        self._not_org = set(rules.not_organisations)
+        self._extra = list(rules.words)
+        self._places: set[str] = set()
+        for region in topic.regions:
+            self._places.update([region.name, *region.aliases])
+            for place in region.places:
+                self._places.update([place.name, *place.aliases])
+        self._compounds = set(topic.compounds)
+        self._pos = None
+
+    def tokenizer(self):
+        """jieba's POS tokenizer on a private dictionary, built on first use (a process
+        that never meets a trigger never loads jieba)."""
+        if self._pos is None:
+            import jieba
+            import jieba.posseg
+
+            jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict…" on stderr
+            tokenizer = jieba.Tokenizer()
+            for word in sorted(self._places):
+                tokenizer.add_word(word, freq=None, tag="ns")
+            for word in sorted(self._compounds):
+                tokenizer.add_word(word, freq=None, tag="j")  # 成渝: a region pair, no party
+            for word in [*self._suffixes, *self._extra]:
+                if len(word) > 1:
+                    tokenizer.add_word(word, freq=None, tag="nt")
+            self._pos = jieba.posseg.POSTokenizer(tokenizer)
+        return self._pos
+
+    def find(self, sentence: str) -> list[tuple[str, bool]]:
+        """(party, is an organisation) in order of appearance; a party inside a longer
+        one (遵义市 in 遵义市党政代表团) is left out."""
+        tokens = [(t.word, t.flag) for t in self.tokenizer().lcut(sentence)]
+        found: list[tuple[int, str, bool]] = []
+        # Names inside a 《title》 are the document's, not parties of this sentence.
+        taken: set[int] = set()
+        depth = 0
+        for i, (word, _flag) in enumerate(tokens):
+            depth += word.count("《") - word.count("》")
+            if depth > 0 or "》" in word:
+                taken.add(i)
+        for j, (word, flag) in enumerate(tokens):
+            suffix = None if j in taken else self._suffix(word, flag)
+            if not suffix:
+                continue
+            k = j
+            while k > 0 and j - k < 8 and self._name_like(*tokens[k - 1]):
+                k -= 1
+            while k < j and (tokens[k][0] in self._generic or tokens[k][0] in self._location):
+                k += 1
+            name = "".join(w for w, _f in tokens[k:j + 1])
+            if len(name) - len(suffix) < 2 or len(name) > 40:
+                continue  # 商协会, 该局: no name before the suffix
+            found.append((k, name, True))
+            taken.update(range(k, j + 1))
+        j = 0
+        where = False  # inside a list of places after 在/赴 (赴成都市双流区、四川天府新区)
+        while j < len(tokens):
+            word = tokens[j][0]
+            if word not in ("、", "和", "及") and word not in self._places:
+                where = word in self._location
+            if j in taken or word not in self._places:
+                j += 1
+                continue
+            k = j
+            while k + 1 < len(tokens) and k + 1 not in taken and tokens[k + 1][0] in self._places:
+                k += 1  # 重庆市 江北区: one party
+            after, after_flag = tokens[k + 1] if k + 1 < len(tokens) else ("", "x")
+            # After 在/赴/于 a place is where, not who; before a noun, a number, 的 or 至 it
+            # is a modifier or a route's end (遵义企业, 重庆一家企业, 遵义至重庆段).
+            modifier = (after_flag.startswith(("n", "j")) or after in ("的", "至", "到")
+                        or after_flag.startswith("m") and not after.isdigit())
+            if not where and not modifier:
+                found.append((j, "".join(w for w, _f in tokens[j:k + 1]), False))
+            j = k + 1
+        found.sort()
+        names = [(name, org) for _k, name, org in found]
+        return [(name, org) for name, org in names
+                if not any(name != other and name in other for other, _o in names)]
+
+    def _suffix(self, word: str, flag: str) -> str | None:
+        if word in self._not_org or flag.startswith(("v", "a", "d")):
+            return None
+        return next((s for s in self._suffixes if word.endswith(s)), None)
+
+    def _name_like(self, word: str, flag: str) -> bool:
+        if word in self._location or word in self._compounds:
+            return False
+        if not _NAME_CHARS.match(word):
+            return False  # punctuation
+        return not flag.startswith(_STOP_FLAGS) or flag == "vn"
+
+
+# --- merging mentions inside one article ----------------------------------------------
+
+
+def _span(event: dict) -> tuple[date, date] | None:
+    value, end = event["date"], event["date_end"] or event["date"]
+    if not value:
+        return None
+    first = _first_day(value)
+    last = _last_day(end)
+    return first, last if last >= first else first
+
+
+def _first_day(value: str) -> date:
+    parts = [int(p) for p in value.split("-")]
+    return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+
+
+def _last_day(value: str) -> date:
+    parts = [int(p) for p in value.split("-")]
+    if len(parts) == 3:
+        return date(*parts)
+    month = parts[1] if len(parts) > 1 else 12
+    return date(parts[0], month, calendar.monthrange(parts[0], month)[1])
+
+
+def _dates_agree(a: dict, b: dict) -> bool:
+    sa, sb = _span(a), _span(b)
+    return sa is None or sb is None or (sa[0] <= sb[1] and sb[0] <= sa[1])
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def _keys_agree(a: str, b: str) -> bool:
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    ga, gb = _bigrams(a), _bigrams(b)
+    return len(ga & gb) / max(1, len(ga | gb)) >= 0.5
+
+
+def _parties_agree(a: list[str], b: list[str]) -> bool:
+    return any(x in y or y in x for x in a for y in b)
+
+
+def _same(kept: dict, new: dict) -> bool:
+    if kept["type"] != new["type"] or not _dates_agree(kept, new):
+        return False
+    if kept["key"] and new["key"]:
+        return _keys_agree(kept["key"], new["key"])
+    # A year (今年以来…) is a summary, not the day's happening, unless the keys say so.
+    if {kept["date_precision"], new["date_precision"]} >= {"year", "day"}:
+        return False
+    if _parties_agree(kept["parties"], new["parties"]):
+        return True
+    # Without a key on one side, the same places will do (a title and its body).
+    return bool(set(kept["places"]) & set(new["places"]))
+
+
+def _detail(event: dict) -> bool:
+    """A mention with neither date nor key (会上…, 该项目总投资…, 参加论坛) goes on
+    telling the latest event of its type."""
+    return not event["date"] and not event["key"]
+
+
+_RANK = {"day": 3, "month": 2, "year": 1, None: 0}
+
+
+def _described(event: dict) -> tuple:
+    return (_RANK[event["date_precision"]], event["amount_yuan"] is not None, bool(event["key"]),
+            len(event["parties"]), len(event["places"]))
+
+
+def _merge(events: list[dict]) -> list[dict]:
+    """One event per happening: a later mention that agrees with an earlier one in type,
+    date and key or parties joins it; the better-described mention (a date first) stays,
+    filled in from the other."""
+    merged: list[dict] = []
+    for event in events:
+        index = next((i for i, kept in enumerate(merged) if _same(kept, event)), None)
+        if index is None and _detail(event):
+            index = next((i for i in range(len(merged) - 1, -1, -1)
+                          if merged[i]["type"] == event["type"]), None)
+        if index is None:
+            merged.append(event)
+            continue
+        merged[index] = _join(merged[index], event)
+    return merged
+
+
+def _join(kept: dict, event: dict) -> dict:
+    """Two mentions of one happening: the better described, filled in from the other."""
+    best, other = (event, kept) if _described(event) > _described(kept) else (kept, event)
+    combined = dict(best)
+    for field in ("amount_yuan", "count", "key"):
+        if not combined[field] and other[field]:
+            combined[field] = other[field]
+            if field == "amount_yuan":
+                combined["amount_approx"] = other["amount_approx"]
+    for field in ("parties", "places", "regions"):
+        combined[field] = _unique([*best[field], *other[field]])
+    return combined
+
+
+# --- the default extractor ------------------------------------------------------------
+
+
+@cache
+def default_extractor(path: Path | None = None) -> EventExtractor:
+    """The extractor of `config_dir()`'s topic.yaml, built once per process (like
+    `cyz.pipelines.tag.default_tagger`)."""
+    return EventExtractor(load_topic(path or config_dir() / "topic.yaml"))
+
+
+_BY_TOPIC: dict[int, tuple[TopicFile, EventExtractor]] = {}
+
+
+def extractor_for(topic: TopicFile) -> EventExtractor:
+    """One extractor per loaded topic file (a tagger's), built on first use."""
+    kept = _BY_TOPIC.get(id(topic))
+    if kept is None or kept[0] is not topic:
+        kept = _BY_TOPIC[id(topic)] = (topic, EventExtractor(topic))
+    return kept[1]
+
+
+def extract_events(title_zh: str, text_zh: str, published_at: str | None) -> list[dict]:
+    """The cooperation events of an article (simplified title and text), by the default
+    topic.yaml: a list of `cyz.record.Event` dicts."""
+    return default_extractor().extract(title_zh, text_zh, published_at)
