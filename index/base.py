@@ -23,6 +23,8 @@ class Filters:
     source_prefix: str | None = None  # e.g. "demo-" for `cyz demo --clean`
     since: date | None = None  # published_at on or after (Asia/Shanghai calendar day)
     until: date | None = None  # published_at on or before
+    # records an older pipeline made: pipeline_version < N (a record without one counts as 0)
+    pipeline_below: int | None = None
 
 
 @dataclass
@@ -85,7 +87,10 @@ class Engine(ABC):
 
     @abstractmethod
     def write(self, records: Iterable[dict]) -> int:
-        """Insert or replace records by `id`; returns how many were written."""
+        """Insert or replace records by `id` (each validated against `cyz.record.Article`:
+        an invalid one is a ValueError and nothing is written); returns how many were
+        written. The happenings (`cyz.index.events`) follow: the records' old reports
+        leave them, their events join or start happenings."""
 
     @abstractmethod
     def get(self, record_id: str) -> dict | None: ...
@@ -97,15 +102,37 @@ class Engine(ABC):
     def count(self, filters: Filters | None = None) -> int: ...
 
     @abstractmethod
-    def delete(self, ids: Iterable[str]) -> int: ...
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete articles by id; their reports leave their happenings, and a happening
+        left with no report is deleted. Returns how many articles were deleted."""
 
     @abstractmethod
     def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
         """Every matching record, in no particular order (export, reextract, --clean)."""
 
+    # -- happenings (cyz.record.Happening dicts; see cyz.index.events) ---------------
+
+    @abstractmethod
+    def search_events(self, filters: EventFilters | None = None, limit: int = 50,
+                      offset: int = 0) -> EventResult:
+        """Happenings matching `filters`, newest first: by `date_from` descending (an
+        undated one by the Asia/Shanghai day of its `first_reported_at`), then `event_id`.
+
+        `since`/`until` keep happenings whose [date_from, date_to] (undated: that day)
+        reaches the window; `regions` any of `regions[].name` (traditional accepted);
+        `party` a case-insensitive substring of one of the (simplified) parties;
+        `source_prefix` any report's `source_id`."""
+
+    @abstractmethod
+    def count_events(self, filters: EventFilters | None = None) -> int: ...
+
+    @abstractmethod
+    def iter_events(self, filters: EventFilters | None = None) -> Iterator[dict]:
+        """Every matching happening, newest first (`cyz export --events`)."""
+
     def status(self) -> dict:
         """What `cyz index status` shows."""
-        return {"engine": self.name, "articles": self.count()}
+        return {"engine": self.name, "articles": self.count(), "events": self.count_events()}
 
     def migrate(self, drop_old: bool = False, progress=None) -> dict:
         """Bring the index to the current mapping; engines without versions do it in init()."""

@@ -8,7 +8,10 @@ OpenCC conversion that made `title_zh`/`text_zh`, so the two never disagree.
 
 from __future__ import annotations
 
-from cyz.index.base import SNIPPET_MARK, Filters, SearchRequest
+import re
+
+from cyz.index.base import SNIPPET_MARK, EventFilters, Filters, SearchRequest
+from cyz.index.events import CandidateLookup
 from cyz.index.query import Query, Term
 from cyz.pipelines.script import to_simplified
 
@@ -49,6 +52,12 @@ def filter_clauses(filters: Filters | None) -> list[dict]:
         if filters.until:
             bounds["lte"] = f"{filters.until.isoformat()}T23:59:59.999+08:00"
         out.append({"range": {"published_at": bounds}})
+    if filters.pipeline_below is not None:
+        # a record without a pipeline_version counts as version 0
+        out.append({"bool": {"should": [
+            {"range": {"pipeline_version": {"lt": int(filters.pipeline_below)}}},
+            {"bool": {"must_not": [{"exists": {"field": "pipeline_version"}}]}},
+        ], "minimum_should_match": 1}})
     return out
 
 
@@ -95,3 +104,103 @@ def snippet_from(hit: dict) -> str:
         return " ".join(fragments[0].split())
     text = " ".join((hit["_source"].get("text") or "").split())
     return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+
+
+# -- happenings (cyz-events) -------------------------------------------------------------
+
+# Newest first: the first day of the event's date, else (undated) the Asia/Shanghai day
+# of its first report, as epoch milliseconds; then event_id. The embedded engine orders
+# by the same day (its `day_from` column).
+EVENT_ORDER_SCRIPT = """
+if (doc['date_from'].size() != 0) { return doc['date_from'].value.toInstant().toEpochMilli(); }
+if (doc['first_reported_at'].size() != 0) {
+  long ms = doc['first_reported_at'].value.toInstant().toEpochMilli() + 28800000L;
+  long rest = ms % 86400000L;
+  return ms - (rest < 0 ? rest + 86400000L : rest);
+}
+return -1.0E18;
+"""
+EVENT_SORT = [
+    {"_script": {"type": "number", "order": "desc",
+                 "script": {"lang": "painless", "source": EVENT_ORDER_SCRIPT.strip()}}},
+    {"event_id": "asc"},
+]
+
+_UNDATED = {"bool": {"must_not": [{"exists": {"field": "date_from"}}]}}
+_WILDCARD_SPECIAL = re.compile(r"([*?\\])")
+
+
+def _day_start(day) -> str:
+    return f"{day.isoformat()}T00:00:00+08:00"
+
+
+def _day_end(day) -> str:
+    return f"{day.isoformat()}T23:59:59.999+08:00"
+
+
+def _either(*clauses: dict) -> dict:
+    return {"bool": {"should": list(clauses), "minimum_should_match": 1}}
+
+
+def event_filter_clauses(filters: EventFilters | None) -> list[dict]:
+    """`EventFilters` as filter clauses on cyz-events (the same rules as the SQLite engine)."""
+    if filters is None:
+        return []
+    out: list[dict] = []
+    if filters.since:
+        # the date range reaches the day; an undated happening by its first report's day
+        out.append(_either(
+            {"range": {"date_to": {"gte": filters.since.isoformat(), "format": "yyyy-MM-dd"}}},
+            {"bool": {**_UNDATED["bool"], "filter": [
+                {"range": {"first_reported_at": {"gte": _day_start(filters.since)}}}]}},
+        ))
+    if filters.until:
+        out.append(_either(
+            {"range": {"date_from": {"lte": filters.until.isoformat(), "format": "yyyy-MM-dd"}}},
+            {"bool": {**_UNDATED["bool"], "filter": [
+                {"range": {"first_reported_at": {"lte": _day_end(filters.until)}}}]}},
+        ))
+    if filters.types:
+        out.append({"terms": {"type": list(filters.types)}})
+    if filters.regions:
+        names = sorted({n for r in filters.regions for n in (r, to_simplified(r))})
+        out.append({"terms": {"regions.name": names}})
+    if filters.party and filters.party.strip():
+        text = _WILDCARD_SPECIAL.sub(r"\\\1", to_simplified(filters.party.strip()).lower())
+        out.append({"wildcard": {"parties": {"value": f"*{text}*", "case_insensitive": True}}})
+    if filters.planned is not None:
+        out.append({"terms": {"planned": [bool(filters.planned)]}})
+    if filters.source_prefix:
+        out.append({"prefix": {"reports.source_id": filters.source_prefix}})
+    return out
+
+
+def events_query(filters: EventFilters | None) -> dict:
+    clauses = event_filter_clauses(filters)
+    return {"bool": {"filter": clauses}} if clauses else {"match_all": {}}
+
+
+def events_search_body(filters: EventFilters | None, limit: int, offset: int) -> dict:
+    return {"query": events_query(filters), "from": max(0, int(offset)), "size": max(0, int(limit)),
+            "sort": EVENT_SORT, "track_total_hits": True}
+
+
+def candidates_query(lookup: CandidateLookup) -> dict:
+    """The stored happenings a batch may touch (`cyz.index.events.CandidateLookup`)."""
+    should: list[dict] = []
+    for w in lookup.dated:
+        should.append({"bool": {"filter": [
+            {"terms": {"type": [w.type]}},
+            {"range": {"date_from": {"lte": w.end.isoformat(), "format": "yyyy-MM-dd"}}},
+            {"range": {"date_to": {"gte": w.start.isoformat(), "format": "yyyy-MM-dd"}}},
+        ]}})
+    for w in lookup.reported:
+        should.append({"bool": {"filter": [
+            {"terms": {"type": [w.type]}},
+            {"range": {"first_reported_at": {"gte": _day_start(w.start), "lte": _day_end(w.end)}}},
+        ]}})
+    if lookup.article_ids:
+        should.append({"terms": {"reports.article_id": list(lookup.article_ids)}})
+    if lookup.cluster_ids:
+        should.append({"terms": {"reports.cluster_id": list(lookup.cluster_ids)}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}

@@ -13,6 +13,10 @@ from functools import cache
 ARTICLES = "cyz-articles"  # alias staff and cyz read and write through
 EVENTS = "cyz-events"
 MAPPING_VERSION = 1  # bump when the mapping below changes; `cyz index migrate` moves data
+# The events index holds derived data (happenings): when its mapping changes, bump this
+# and the engine rebuilds it from the articles (at init when the current mapping cannot
+# be applied to the old index, and in `cyz index migrate`). 2: one document per happening.
+EVENTS_MAPPING_VERSION = 2
 
 ANALYZER = "cyz_cjk"
 
@@ -55,17 +59,33 @@ def analysis() -> dict:
 
 _TEXT = {"type": "text", "analyzer": ANALYZER}
 _KEYWORD = {"type": "keyword"}
+_BOOLEAN = {"type": "boolean"}
+_INTEGER = {"type": "integer"}
 _DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
+# An event's own date as precise as the text: a day, a month or a year.
+_EVENT_DATE = {"type": "date", "format": "strict_date_optional_time||yyyy-MM||yyyy", "ignore_malformed": True}
+_DAY = {"type": "date", "format": "yyyy-MM-dd"}
 
+# The field lists follow `cyz.record` (Event, Article, Report, Happening); the tests
+# check that every model field is mapped and nothing else.
+
+# One article's mention of an event (`Event`).
 EVENT_PROPERTIES = {
     "type": _KEYWORD,
-    "date": {"type": "date", "format": "strict_date_optional_time||yyyy-MM||yyyy", "ignore_malformed": True},
+    "date": _EVENT_DATE,
+    "date_end": _EVENT_DATE,
     "date_precision": _KEYWORD,
     "parties": _KEYWORD,
     "places": _KEYWORD,
+    "regions": _KEYWORD,
     "amount_yuan": {"type": "double"},
+    "amount_approx": _BOOLEAN,
+    "count": _INTEGER,
     "sentence": _TEXT,
-    "planned": {"type": "boolean"},
+    "planned": _BOOLEAN,
+    "key": _KEYWORD,
+    "rule": _KEYWORD,
+    "trigger": _KEYWORD,
 }
 
 ARTICLE_PROPERTIES = {
@@ -103,18 +123,51 @@ ARTICLE_PROPERTIES = {
     "content_hash": _KEYWORD,
 }
 
-# One document per event, with the article's fields Kibana charts need copied in
-# (Kibana cannot aggregate nested fields).
+# One article that told a happening (`Report`). An object, not nested: Kibana can
+# aggregate reports.source_id, and no filter needs two fields of one report together.
+REPORT_PROPERTIES = {
+    "article_id": _KEYWORD,
+    "url": _KEYWORD,
+    "source_id": _KEYWORD,
+    "source_name": _KEYWORD,
+    "origin": _KEYWORD,
+    "title": _TEXT,
+    "published_at": _DATE,
+    "cluster_id": _KEYWORD,
+    "event_index": _INTEGER,
+}
+
+# One document per happening (`Happening`), with the first report's article fields, so
+# Kibana's events panels (it cannot aggregate nested fields) share field names with the
+# articles': regions.name, event_types, source_id, published_at.
 EVENT_DOC_PROPERTIES = {
-    **EVENT_PROPERTIES,
     "event_id": _KEYWORD,
+    "type": _KEYWORD,
+    "event_types": _KEYWORD,
+    "date": _EVENT_DATE,
+    "date_end": _EVENT_DATE,
+    "date_precision": _KEYWORD,
+    "date_from": _DAY,
+    "date_to": _DAY,
+    "parties": _KEYWORD,
+    "places": _KEYWORD,
+    "regions": {"properties": {"name": _KEYWORD}},
+    "amount_yuan": {"type": "double"},
+    "amount_approx": _BOOLEAN,
+    "count": _INTEGER,
+    "sentence": _TEXT,
+    "planned": _BOOLEAN,
+    "key": _KEYWORD,
+    "reports": {"properties": REPORT_PROPERTIES},
+    "report_count": _INTEGER,
+    "outlets": _KEYWORD,
+    "first_reported_at": _DATE,
     "article_id": _KEYWORD,
     "url": _KEYWORD,
     "title": ARTICLE_PROPERTIES["title"],
     "source_id": _KEYWORD,
     "source_name": _KEYWORD,
     "published_at": _DATE,
-    "regions": _KEYWORD,
 }
 
 
@@ -142,37 +195,24 @@ def article_template(alias: str = ARTICLES) -> dict:
     }
 
 
+def event_mappings() -> dict:
+    """The events index mappings; `_meta` tells which version made an index."""
+    return {"dynamic": "false", "_meta": {"cyz_events_version": EVENTS_MAPPING_VERSION},
+            "properties": EVENT_DOC_PROPERTIES}
+
+
 def event_template(alias: str = EVENTS) -> dict:
     return {
         "index_patterns": [f"{alias}-v*"],
         "priority": 100,
         "template": {
             "settings": {"index": _settings(["title", "sentence"])},
-            "mappings": {"dynamic": "false", "properties": EVENT_DOC_PROPERTIES},
+            "mappings": event_mappings(),
         },
-        "_meta": {"cyz_mapping_version": MAPPING_VERSION},
+        "_meta": {"cyz_mapping_version": MAPPING_VERSION, "cyz_events_version": EVENTS_MAPPING_VERSION},
     }
 
 
 def index_names(prefix: str = "cyz") -> tuple[str, str]:
     """The article and event aliases for an index prefix (`CYZ_INDEX_PREFIX`, default cyz)."""
     return f"{prefix}-articles", f"{prefix}-events"
-
-
-def event_documents(record: dict) -> list[dict]:
-    """The `cyz-events` documents of one article (ids stable across re-crawls)."""
-    regions = [r["name"] for r in record.get("regions") or []]
-    docs = []
-    for n, event in enumerate(record.get("events") or []):
-        docs.append({
-            **event,
-            "event_id": f"{record['id']}-{n}",
-            "article_id": record["id"],
-            "url": record["url"],
-            "title": record.get("title", ""),
-            "source_id": record.get("source_id"),
-            "source_name": record.get("source_name"),
-            "published_at": record.get("published_at"),
-            "regions": regions,
-        })
-    return docs

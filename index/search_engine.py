@@ -7,6 +7,11 @@ request with their own client. Writes go through an alias (`cyz-articles` →
 
 Nothing is lost when the engine is away or rejects documents: the records are parked
 in the spool (`spool.py`) and replayed at the next `init()`, i.e. the next run.
+
+`cyz-events` holds one document per happening (`cyz.index.events`), derived from the
+articles: after each bulk of articles the engine fetches the happenings the batch may
+touch, plans, writes the changes and refreshes the events index, so the next batch sees
+them. When the events mapping changes, the events index is rebuilt from the articles.
 """
 
 from __future__ import annotations
@@ -18,16 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyz.index import dsl
-from cyz.index.base import Engine, Filters, Hit, SearchRequest, SearchResult
+from cyz.index.base import (
+    Engine,
+    EventFilters,
+    EventResult,
+    Filters,
+    Hit,
+    SearchRequest,
+    SearchResult,
+)
+from cyz.index.events import (
+    ARTICLE_FIELDS,
+    Plan,
+    build_happenings,
+    candidate_lookup,
+    plan,
+    reported_articles,
+)
 from cyz.index.mapping import (
+    EVENTS_MAPPING_VERSION,
     MAPPING_VERSION,
     article_template,
-    event_documents,
     event_template,
     index_names,
     versioned,
 )
 from cyz.index.spool import MAX_ATTEMPTS, Spool
+from cyz.record import validate_article
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +61,12 @@ BULK_OPTIONS = {
     "initial_backoff": 1, "max_backoff": 30,
     "raise_on_error": False, "raise_on_exception": False, "yield_ok": False,
 }
+
+
+# Pages of candidate happenings and of the articles they report (one request each, as
+# a rule: a batch rarely touches more).
+EVENT_PAGE = 5000
+MGET_CHUNK = 1000
 
 
 # The client libraries log every failed attempt as a WARNING with a traceback (a dozen
@@ -158,19 +186,36 @@ class SearchEngine(Engine):
 
     def _set_up(self) -> None:
         self._initialised = True
+        rebuild = False
+        articles_existed = False
         for alias, template in self.templates.items():
             self.client.request("PUT", f"/_index_template/{alias}", template)
             if not self._alias_targets(alias):
                 self.client.request("PUT", f"/{versioned(alias, MAPPING_VERSION)}",
                                     {"aliases": {alias: {}}})
-            else:
-                # Fields added since the index was created (`version`, `updated_at`, …)
-                # join its mapping in place; new documents are then searchable by them
-                # without a migration. A changed field type is refused by the engine and
-                # needs `cyz index migrate`.
-                self.client.request("PUT", f"/{alias}/_mapping",
-                                    {"properties": template["template"]["mappings"]["properties"]})
+                # An events index made afresh beside stored articles gets their happenings.
+                rebuild = rebuild or (alias == self.events and articles_existed)
+                continue
+            articles_existed = articles_existed or alias == self.articles
+            # Fields added since the index was created (`version`, `updated_at`, …)
+            # join its mapping in place; new documents are then searchable by them
+            # without a migration. A changed field type is refused by the engine and
+            # needs `cyz index migrate` — except for the events index: it holds derived
+            # data, so an older events mapping (v1: one document per mention, `regions`
+            # a keyword) is rebuilt from the articles right away.
+            mappings = template["template"]["mappings"]
+            body = {k: v for k, v in mappings.items() if k in ("properties", "_meta")}
+            try:
+                self.client.request("PUT", f"/{alias}/_mapping", body)
+            except ApiError as exc:
+                if alias != self.events or exc.status != 400:
+                    raise
+                log.warning("%s: the events index has an older mapping (%s); rebuilding it "
+                            "from the articles", alias, exc)
+                rebuild = True
         self.online = True
+        if rebuild:
+            self._rebuild_events(drop_old=True)
 
     def _alias_targets(self, alias: str) -> list[str]:
         try:
@@ -187,11 +232,12 @@ class SearchEngine(Engine):
 
     # -- writing -------------------------------------------------------------------
     def write(self, records: Iterable[dict]) -> int:
-        """Index records by id (replacing earlier versions) with their event documents.
+        """Index records by id (replacing earlier versions), then their happenings.
         Records the engine does not take are parked in the spool; returns the number
-        of records accepted either way."""
+        of records accepted either way. An invalid record is a ValueError (nothing is
+        written or parked)."""
         self.init()
-        batch = {r["id"]: r for r in records}
+        batch = {r["id"]: r for r in map(validate_article, records)}
         if not batch:
             return 0
         if not self.online:
@@ -202,29 +248,106 @@ class SearchEngine(Engine):
             self.spool.park(recs, reason)
         return len(batch)
 
-    def _index(self, records: list[dict], attempts: int = 0) -> dict[str, list[dict]]:
-        """Bulk-index; returns the records that failed, grouped by reason."""
+    def _index(self, records: list[dict]) -> dict[str, list[dict]]:
+        """Bulk-index the articles, then their happenings; returns the records that
+        failed, grouped by reason (a failed happening parks the batch's articles it
+        reports: their replay plans it again)."""
         by_id = {r["id"]: r for r in records}
         try:
-            # An article's events are replaced whole: drop the old ones first.
-            self.client.request("POST", f"/{self.events}/_delete_by_query",
-                                {"query": {"terms": {"article_id": list(by_id)}}},
-                                params={"conflicts": "proceed", "refresh": "false"})
-            failures = list(self.client.bulk(_actions(records, self.articles, self.events)))
+            failures = list(self.client.bulk(_article_actions(records, self.articles)))
         except EngineUnavailable as exc:
             self.online = False
             log.warning("%s went away during a write (%s): spooling", self.name, exc)
             return {"engine unreachable": records}
+        if any(not isinstance(f.status, int) for f in failures):
+            # The bulk helper reports a lost connection item by item (status N/A).
+            self.online = False
+            log.warning("%s went away during a write (%s): spooling", self.name, failures[0].error)
+            return {"engine unreachable": records}
         failed: dict[str, list[dict]] = {}
         for failure in failures:
-            # bulk answers name the concrete index (cyz-events-v1), not the alias
-            is_event = failure.index.startswith(self.events)
-            article_id = failure.doc_id.rsplit("-", 1)[0] if is_event else failure.doc_id
-            record = by_id.pop(article_id, None)
+            record = by_id.pop(failure.doc_id, None)
             if record is not None:
-                log.warning("%s rejected %s (%s): %s", self.name, article_id, failure.status,
+                log.warning("%s rejected %s (%s): %s", self.name, failure.doc_id, failure.status,
                             failure.error)
                 failed.setdefault(f"rejected ({failure.status}): {failure.error}"[:300], []).append(record)
+        # The articles the engine took: their happenings follow (a rejected article
+        # keeps its stored version, and that version's happenings).
+        accepted = list(by_id.values())
+        try:
+            event_failures = self._update_events(accepted)
+        except EngineUnavailable as exc:
+            self.online = False
+            log.warning("%s went away while writing events (%s): spooling", self.name, exc)
+            failed.setdefault("engine unreachable", []).extend(accepted)
+            return failed
+        except ApiError as exc:
+            log.warning("%s: cannot update the events of %d article(s): %s", self.name,
+                        len(accepted), exc)
+            failed.setdefault(f"events: {exc}"[:300], []).extend(accepted)
+            return failed
+        for reason, article_ids in event_failures.items():
+            for article_id in article_ids:
+                if (record := by_id.pop(article_id, None)) is not None:
+                    failed.setdefault(reason, []).append(record)
+        return failed
+
+    def _update_events(self, records: list[dict], removed: list[str] = ()) -> dict[str, list[str]]:
+        """Plan and write the happenings after `records` were indexed and `removed`
+        deleted; returns the ids of batch articles whose happenings failed, by reason."""
+        lookup = candidate_lookup(records, removed)
+        if lookup.is_empty:
+            return {}
+        candidates = self._candidates(dsl.candidates_query(lookup))
+        exclude = {r["id"] for r in records} | set(removed)
+        reported = self._articles_by_id(reported_articles(candidates, exclude))
+        changes = plan(records, candidates, reported, removed)
+        return self._apply(changes, exclude)
+
+    def _candidates(self, query: dict) -> list[dict]:
+        found: list[dict] = []
+        body = {"query": query, "size": EVENT_PAGE, "sort": [{"event_id": "asc"}]}
+        while True:
+            hits = self.client.request("POST", f"/{self.events}/_search", body)["hits"]["hits"]
+            found += [h["_source"] for h in hits]
+            if len(hits) < EVENT_PAGE:
+                return found
+            body["search_after"] = hits[-1]["sort"]
+
+    def _articles_by_id(self, ids: list[str]) -> dict[str, dict]:
+        """The reported articles' fields a plan reads. `_mget` reads in real time: the
+        articles of the previous batch are there before the index refreshes."""
+        out: dict[str, dict] = {}
+        for start in range(0, len(ids), MGET_CHUNK):
+            answer = self.client.request(
+                "POST", f"/{self.articles}/_mget", {"ids": ids[start:start + MGET_CHUNK]},
+                params={"_source_includes": ",".join(ARTICLE_FIELDS)})
+            out.update({d["_id"]: d["_source"] for d in answer.get("docs", []) if d.get("found")})
+        return out
+
+    def _apply(self, changes: Plan, batch: set[str]) -> dict[str, list[str]]:
+        """Write a plan; refresh so that the next batch's lookup sees it."""
+        if not changes.upserts and not changes.deleted:
+            return {}
+        failures = list(self.client.bulk(
+            {"_op_type": "index", "_index": self.events, "_id": doc["event_id"], "_source": doc}
+            for doc in changes.upserts))
+        if any(not isinstance(f.status, int) for f in failures):
+            raise EngineUnavailable(f"bulk: {failures[0].error}")
+        failed: dict[str, list[str]] = {}
+        for failure in failures:
+            log.warning("%s rejected event %s (%s): %s", self.name, failure.doc_id, failure.status,
+                        failure.error)
+            reason = f"event rejected ({failure.status}): {failure.error}"[:300]
+            failed.setdefault(reason, []).extend(
+                a for a in changes.articles_of(failure.doc_id) if a in batch)
+        # A happening whose replacement failed must not vanish: keep every old one until
+        # the parked articles' replay plans again.
+        if changes.deleted and not failures:
+            self.client.request("POST", f"/{self.events}/_delete_by_query",
+                                {"query": {"ids": {"values": changes.deleted}}},
+                                params={"conflicts": "proceed", "refresh": "true"})
+        self.client.request("POST", f"/{self.events}/_refresh")
         return failed
 
     def replay(self) -> int:
@@ -256,15 +379,15 @@ class SearchEngine(Engine):
 
     def delete(self, ids: Iterable[str]) -> int:
         self._require_online()
-        ids = list(ids)
+        ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
-        self.client.request("POST", f"/{self.events}/_delete_by_query",
-                            {"query": {"terms": {"article_id": ids}}},
-                            params={"conflicts": "proceed", "refresh": "true"})
         result = self.client.request("POST", f"/{self.articles}/_delete_by_query",
                                      {"query": {"ids": {"values": ids}}},
                                      params={"conflicts": "proceed", "refresh": "true"})
+        failed = self._update_events([], ids)
+        if failed:
+            raise ApiError(400, next(iter(failed)), "delete: updating the events")
         return int(result.get("deleted", 0))
 
     def refresh(self) -> None:
@@ -303,13 +426,76 @@ class SearchEngine(Engine):
 
     def iter_records(self, filters: Filters | None = None) -> Iterator[dict]:
         self._require_online()
+        yield from self._iter_articles(filters)
+
+    def _iter_articles(self, filters: Filters | None = None,
+                       fields: tuple[str, ...] | None = None) -> Iterator[dict]:
         body = {**dsl.count_body(filters), "size": 500, "sort": [{"id": "asc"}]}
+        if fields:
+            body["_source"] = list(fields)
         while True:
             hits = self.client.request("POST", f"/{self.articles}/_search", body)["hits"]["hits"]
             yield from (h["_source"] for h in hits)
             if len(hits) < body["size"]:
                 return
             body["search_after"] = hits[-1]["sort"]
+
+    # -- happenings ----------------------------------------------------------------
+    def search_events(self, filters: EventFilters | None = None, limit: int = 50,
+                      offset: int = 0) -> EventResult:
+        self._require_online()
+        result = self.client.request("POST", f"/{self.events}/_search",
+                                     dsl.events_search_body(filters, limit, offset))
+        return EventResult(int(result["hits"]["total"]["value"]),
+                           [h["_source"] for h in result["hits"]["hits"]])
+
+    def count_events(self, filters: EventFilters | None = None) -> int:
+        self._require_online()
+        return int(self.client.request("POST", f"/{self.events}/_count",
+                                       {"query": dsl.events_query(filters)})["count"])
+
+    def iter_events(self, filters: EventFilters | None = None) -> Iterator[dict]:
+        self._require_online()
+        body = {**dsl.events_search_body(filters, 500, 0)}
+        del body["from"]
+        while True:
+            hits = self.client.request("POST", f"/{self.events}/_search", body)["hits"]["hits"]
+            yield from (h["_source"] for h in hits)
+            if len(hits) < body["size"]:
+                return
+            body["search_after"] = hits[-1]["sort"]
+
+    def _rebuild_events(self, drop_old: bool = False,
+                        say: Callable[[str], None] | None = None) -> dict:
+        """Build the happenings from the stored articles into a new events index, then
+        move the alias to it (the old index is deleted when `drop_old`)."""
+        say = say or log.info
+        old = self._alias_targets(self.events)
+        versions = self._versions(self.events)
+        new = versioned(self.events, max([_version_number(v) for v in versions + old] + [0]) + 1)
+        say(f"{self.events}: building happenings from {self.articles} into {new}")
+        self.client.request("PUT", f"/{new}", {})
+        self.client.request("POST", f"/{self.articles}/_refresh")
+        happenings = build_happenings(self._iter_articles(fields=ARTICLE_FIELDS))
+        failures = list(self.client.bulk(
+            {"_op_type": "index", "_index": new, "_id": doc["event_id"], "_source": doc}
+            for doc in happenings))
+        if failures:
+            raise RuntimeError(f"{self.events}: {len(failures)} happening(s) rejected while "
+                               f"building {new} (first: {failures[0].error}); alias left on "
+                               f"{', '.join(old) or 'nothing'}, {new} kept for inspection")
+        self.client.request("POST", f"/{new}/_refresh")
+        actions = [{"remove": {"index": index, "alias": self.events}} for index in old]
+        actions.append({"add": {"index": new, "alias": self.events}})
+        self.client.request("POST", "/_aliases", {"actions": actions})
+        if drop_old:
+            for index in old:
+                self.client.request("DELETE", f"/{index}")
+        moved = {"from": old[0] if len(old) == 1 else (old or None), "to": new,
+                 "dropped_old": bool(old and drop_old), "documents": self._doc_count(new)}
+        say(f"{self.events}: now on {new} ({moved['documents']} happenings, events mapping "
+            f"v{EVENTS_MAPPING_VERSION})")
+        return moved
 
     # -- versions ------------------------------------------------------------------
     def status(self) -> dict:
@@ -323,6 +509,7 @@ class SearchEngine(Engine):
                     "versions": {index: self._doc_count(index) for index in self._versions(alias)},
                 }
             info["articles"] = self.count()
+            info["events"] = self.count_events()
         return info
 
     def _versions(self, alias: str) -> list[str]:
@@ -344,6 +531,11 @@ class SearchEngine(Engine):
         say = progress or log.info
         moved = {}
         for alias in self.templates:
+            if alias == self.events:
+                # Derived data: built again from the (just moved) articles, which also
+                # brings an older events mapping up to date.
+                moved[alias] = self._rebuild_events(drop_old, say)
+                continue
             (old,) = self._alias_targets(alias) or (None,)
             versions = self._versions(alias)
             new = versioned(alias, max([_version_number(v) for v in versions] + [0]) + 1)
@@ -377,8 +569,6 @@ def _version_number(index: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _actions(records: list[dict], articles: str, events: str) -> Iterator[dict]:
+def _article_actions(records: list[dict], articles: str) -> Iterator[dict]:
     for record in records:
         yield {"_op_type": "index", "_index": articles, "_id": record["id"], "_source": record}
-        for doc in event_documents(record):
-            yield {"_op_type": "index", "_index": events, "_id": doc["event_id"], "_source": doc}

@@ -4,6 +4,10 @@
 `articles.doc`) holds the token strings of `cyz.index.cjk` for title and body. The token
 strings are stored rather than contentless so that replacing or deleting a row never
 depends on re-deriving yesterday's tokens with today's OpenCC dictionaries.
+
+Schema v2 adds the happenings (`cyz.index.events`): `events` keeps each as JSON plus
+its filter columns, `event_reports` says which articles (and reprint clusters) report
+which happening; both are written in the same transaction as the articles.
 """
 
 from __future__ import annotations
@@ -21,16 +25,28 @@ from cyz.index import cjk
 from cyz.index.base import (
     SNIPPET_MARK,
     Engine,
+    EventFilters,
+    EventResult,
     Filters,
     Hit,
     SearchRequest,
     SearchResult,
 )
+from cyz.index.events import (
+    ARTICLE_FIELDS,
+    CandidateLookup,
+    Plan,
+    candidate_lookup,
+    plan,
+    reported_articles,
+    shanghai_day,
+)
 from cyz.index.query import Query, Term
+from cyz.record import validate_article
 from cyz.storage import storing
 
 # Bump with a migration step in `_migrate` whenever the tables change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # bm25 column weights: a match in the title counts five times one in the body.
 TITLE_WEIGHT = 5.0
@@ -59,19 +75,62 @@ _SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5 (title, text, tokenize = 'ascii')",
 )
 
+# v2: the happenings, and the pipeline version as a column (stale records are counted).
+_SCHEMA_V2 = (
+    "ALTER TABLE articles ADD COLUMN pipeline_version INTEGER",
+    "UPDATE articles SET pipeline_version = "
+    "coalesce(json_extract(record, '$.pipeline_version'), 0)",
+    "CREATE INDEX IF NOT EXISTS articles_pipeline ON articles (pipeline_version)",
+    """CREATE TABLE IF NOT EXISTS events (
+        event_id   TEXT PRIMARY KEY,
+        type       TEXT NOT NULL,
+        planned    INTEGER NOT NULL,
+        date_from  TEXT,     -- the event date's first and last day (ISO), NULL if undated
+        date_to    TEXT,
+        first_day  TEXT,     -- Asia/Shanghai day of first_reported_at
+        day_from   TEXT,     -- date_from, else first_day: the order and the since/until
+        day_to     TEXT,     -- date_to, else first_day       filters of undated events
+        regions    TEXT NOT NULL DEFAULT '[]',  -- JSON list of regions[].name
+        parties    TEXT NOT NULL DEFAULT '',    -- simplified, lower-case, one per line
+        doc        TEXT NOT NULL                -- the Happening as JSON
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_dates ON events (type, date_from, date_to)",
+    "CREATE INDEX IF NOT EXISTS events_first ON events (type, first_day)",
+    "CREATE INDEX IF NOT EXISTS events_order ON events (day_from DESC, event_id)",
+    """CREATE TABLE IF NOT EXISTS event_reports (
+        event_id   TEXT NOT NULL,
+        article_id TEXT NOT NULL,
+        cluster_id TEXT,
+        source_id  TEXT NOT NULL,
+        PRIMARY KEY (event_id, article_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS event_reports_article ON event_reports (article_id)",
+    "CREATE INDEX IF NOT EXISTS event_reports_cluster ON event_reports (cluster_id)",
+)
+
 _UPSERT = """
-INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, record)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, pipeline_version, record)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     source_id = excluded.source_id, published_at = excluded.published_at,
-    pub_date = excluded.pub_date, pub_ts = excluded.pub_ts,
-    regions = excluded.regions, record = excluded.record
+    pub_date = excluded.pub_date, pub_ts = excluded.pub_ts, regions = excluded.regions,
+    pipeline_version = excluded.pipeline_version, record = excluded.record
 """
 # The upsert keeps `doc`, so the FTS row is replaced in place under the same rowid.
 _UPSERT_FTS = """
 INSERT OR REPLACE INTO articles_fts (rowid, title, text)
 SELECT doc, ?, ? FROM articles WHERE id = ?
 """
+
+_UPSERT_EVENT = """
+INSERT OR REPLACE INTO events
+    (event_id, type, planned, date_from, date_to, first_day, day_from, day_to, regions, parties, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# What a plan reads of the articles a happening reports, without parsing whole records.
+_ARTICLE_FIELDS_SQL = ", ".join(
+    f"json_extract(record, '$.{name}')" for name in ARTICLE_FIELDS if name != "id")
 
 _ITER_BATCH = 500
 
@@ -140,10 +199,25 @@ class SqliteEngine(Engine):
             raise
 
     def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        # One statement at a time: executescript() would commit our transaction.
         if version == 0:
-            # One statement at a time: executescript() would commit our transaction.
             for statement in _SCHEMA:
                 db.execute(statement)
+        if version < 2:
+            for statement in _SCHEMA_V2:
+                db.execute(statement)
+            # Happenings are derived data: a v1 index gets them from its stored articles.
+            self._rebuild_events(db)
+
+    def _rebuild_events(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM events")
+        db.execute("DELETE FROM event_reports")
+        rows = db.execute(
+            f"SELECT id, {_ARTICLE_FIELDS_SQL} FROM articles "
+            "WHERE json_array_length(record, '$.events') > 0"
+        )
+        records = [_article_fields(row) for row in rows]
+        _apply(db, plan(records))
 
     @property
     def schema_version(self) -> int:
@@ -165,10 +239,13 @@ class SqliteEngine(Engine):
     def write(self, records: Iterable[dict]) -> int:
         rows = []
         fts_rows = []
+        batch: dict[str, dict] = {}
         for record in records:
+            record = validate_article(record)
             row, fts = _rows_for(record)
             rows.append(row)
             fts_rows.append(fts)
+            batch[record["id"]] = record
         if not rows:
             return 0
         with self._using() as db:
@@ -176,11 +253,21 @@ class SqliteEngine(Engine):
             try:
                 db.executemany(_UPSERT, rows)
                 db.executemany(_UPSERT_FTS, fts_rows)
+                self._update_events(db, list(batch.values()))
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
         return len(rows)
+
+    def _update_events(self, db: sqlite3.Connection, records: list[dict],
+                       removed: list[str] = ()) -> None:
+        """Re-plan the happenings the batch touches (inside the write's transaction)."""
+        lookup = candidate_lookup(records, removed)
+        candidates = _candidates(db, lookup)
+        exclude = {r["id"] for r in records} | set(removed)
+        reported = _articles_by_id(db, reported_articles(candidates, exclude))
+        _apply(db, plan(records, candidates, reported, removed))
 
     def delete(self, ids: Iterable[str]) -> int:
         params = [(i,) for i in dict.fromkeys(ids)]
@@ -197,6 +284,7 @@ class SqliteEngine(Engine):
                 before = db.total_changes
                 db.executemany("DELETE FROM articles WHERE id = ?", params)
                 deleted = db.total_changes - before
+                self._update_events(db, [], [p[0] for p in params])
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
@@ -274,6 +362,144 @@ class SqliteEngine(Engine):
         return SearchResult(total=total, hits=hits)
 
 
+    # -- happenings -----------------------------------------------------------------
+
+    def search_events(self, filters: EventFilters | None = None, limit: int = 50,
+                      offset: int = 0) -> EventResult:
+        where, params = _event_filter_sql(filters or EventFilters())
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        with self._using("read the index") as db:
+            total = db.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()[0]
+            rows = db.execute(
+                f"SELECT doc FROM events e WHERE {where} {_EVENT_ORDER} LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return EventResult(total=total, events=[json.loads(doc) for (doc,) in rows])
+
+    def count_events(self, filters: EventFilters | None = None) -> int:
+        where, params = _event_filter_sql(filters or EventFilters())
+        with self._using("read the index") as db:
+            return db.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()[0]
+
+    def iter_events(self, filters: EventFilters | None = None) -> Iterator[dict]:
+        # The ids in order first (small), then the documents in batches: no read
+        # transaction stays open while the caller works.
+        where, params = _event_filter_sql(filters or EventFilters())
+        with self._using("read the index") as db:
+            ids = [i for (i,) in db.execute(
+                f"SELECT event_id FROM events e WHERE {where} {_EVENT_ORDER}", params)]
+        for start in range(0, len(ids), _ITER_BATCH):
+            chunk = ids[start:start + _ITER_BATCH]
+            with self._using("read the index") as db:
+                docs = dict(db.execute(
+                    "SELECT event_id, doc FROM events WHERE event_id IN "
+                    "(SELECT value FROM json_each(?))", [json.dumps(chunk)]).fetchall())
+            yield from (json.loads(docs[i]) for i in chunk if i in docs)
+
+
+# -- happenings ↔ rows ------------------------------------------------------------------
+
+_EVENT_ORDER = "ORDER BY e.day_from DESC, e.event_id"
+
+
+def _article_fields(row: tuple) -> dict:
+    """An article's `ARTICLE_FIELDS` from a (id, json_extract(...)…) row."""
+    record = dict(zip(ARTICLE_FIELDS, row, strict=True))
+    record["events"] = json.loads(record["events"] or "[]")
+    return record
+
+
+def _articles_by_id(db: sqlite3.Connection, ids: list[str]) -> dict[str, dict]:
+    if not ids:
+        return {}
+    rows = db.execute(
+        f"SELECT id, {_ARTICLE_FIELDS_SQL} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(ids)],
+    )
+    return {row[0]: _article_fields(row) for row in rows}
+
+
+def _candidates(db: sqlite3.Connection, lookup: CandidateLookup) -> list[dict]:
+    """The stored happenings `lookup` names (the same set every engine finds)."""
+    if lookup.is_empty:
+        return []
+    clauses, params = [], []
+    for w in lookup.dated:
+        clauses.append("(e.type = ? AND e.date_from <= ? AND e.date_to >= ?)")
+        params += [w.type, w.end.isoformat(), w.start.isoformat()]
+    for w in lookup.reported:
+        clauses.append("(e.type = ? AND e.first_day BETWEEN ? AND ?)")
+        params += [w.type, w.start.isoformat(), w.end.isoformat()]
+    for column, values in (("article_id", lookup.article_ids), ("cluster_id", lookup.cluster_ids)):
+        if values:
+            clauses.append(f"e.event_id IN (SELECT event_id FROM event_reports WHERE {column} "
+                           "IN (SELECT value FROM json_each(?)))")
+            params.append(json.dumps(values))
+    rows = db.execute(f"SELECT doc FROM events e WHERE {' OR '.join(clauses)}", params)
+    return [json.loads(doc) for (doc,) in rows]
+
+
+def _apply(db: sqlite3.Connection, changes: Plan) -> None:
+    gone = [(i,) for i in changes.deleted] + [(d["event_id"],) for d in changes.upserts]
+    db.executemany("DELETE FROM event_reports WHERE event_id = ?", gone)
+    db.executemany("DELETE FROM events WHERE event_id = ?", [(i,) for i in changes.deleted])
+    db.executemany(_UPSERT_EVENT, [_event_row(d) for d in changes.upserts])
+    db.executemany(
+        "INSERT OR REPLACE INTO event_reports (event_id, article_id, cluster_id, source_id) "
+        "VALUES (?, ?, ?, ?)",
+        [(d["event_id"], r["article_id"], r.get("cluster_id"), r.get("source_id") or "")
+         for d in changes.upserts for r in d["reports"]],
+    )
+
+
+def _event_row(doc: dict) -> tuple:
+    first = shanghai_day(doc.get("first_reported_at"))
+    first_day = first.isoformat() if first else None
+    return (
+        doc["event_id"], doc["type"], int(bool(doc.get("planned"))),
+        doc.get("date_from"), doc.get("date_to"), first_day,
+        doc.get("date_from") or first_day, doc.get("date_to") or first_day,
+        json.dumps([r["name"] for r in doc.get("regions") or []], ensure_ascii=False),
+        "\n".join(_party_text(p) for p in doc.get("parties") or []),
+        json.dumps(doc, ensure_ascii=False),
+    )
+
+
+def _party_text(text: str) -> str:
+    """Parties as the party filter compares them: simplified, lower-case."""
+    return cjk.to_simplified(text).lower()
+
+
+def _event_filter_sql(filters: EventFilters) -> tuple[str, list]:
+    where = ["1"]
+    params: list = []
+    if filters.since:
+        where.append("e.day_to >= ?")
+        params.append(filters.since.isoformat())
+    if filters.until:
+        where.append("e.day_from <= ?")
+        params.append(filters.until.isoformat())
+    if filters.types:
+        where.append(f"e.type IN ({', '.join('?' * len(filters.types))})")
+        params += list(filters.types)
+    if filters.regions:
+        names = list(dict.fromkeys(n for r in filters.regions for n in (r, cjk.to_simplified(r))))
+        where.append("EXISTS (SELECT 1 FROM json_each(e.regions) WHERE json_each.value IN "
+                     f"({', '.join('?' * len(names))}))")
+        params += names
+    if filters.party:
+        where.append("instr(e.parties, ?) > 0")
+        params.append(_party_text(filters.party.strip()))
+    if filters.planned is not None:
+        where.append("e.planned = ?")
+        params.append(int(filters.planned))
+    if filters.source_prefix:
+        where.append("EXISTS (SELECT 1 FROM event_reports r WHERE r.event_id = e.event_id "
+                     "AND substr(r.source_id, 1, ?) = ?)")
+        params += [len(filters.source_prefix), filters.source_prefix]
+    return " AND ".join(where), params
+
+
 # -- records → rows ---------------------------------------------------------------------
 
 
@@ -301,6 +527,7 @@ def _rows_for(record: dict) -> tuple[tuple, tuple]:
         pub_date,
         pub_ts,
         json.dumps(regions, ensure_ascii=False),
+        record.get("pipeline_version") or 0,
         json.dumps(record, ensure_ascii=False, default=str),
     )
     return row, (cjk.index_terms(title), cjk.index_terms(text), record_id)
@@ -370,6 +597,9 @@ def _filter_sql(filters: Filters) -> tuple[str, list]:
     if filters.until:
         where.append("a.pub_date <= ?")
         params.append(filters.until.isoformat())
+    if filters.pipeline_below is not None:
+        where.append("coalesce(a.pipeline_version, 0) < ?")
+        params.append(int(filters.pipeline_below))
     return " AND ".join(where), params
 
 

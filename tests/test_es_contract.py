@@ -23,6 +23,7 @@ from http_recorder import FakeElasticsearch, Recorded, RecordingProxy
 
 from cyz.index.base import Filters, SearchRequest
 from cyz.index.elasticsearch import ElasticsearchClient
+from cyz.index.events import build_happenings
 from cyz.index.opensearch import OpenSearchClient
 from cyz.index.query import parse
 from cyz.index.search_engine import ApiError, EngineMisconfigured, EngineUnavailable, SearchEngine
@@ -45,12 +46,18 @@ RECORDS = [
             events=[{"type": "agreement", "date": "2024-12", "date_precision": "month",
                      "parties": ["遵义市", "江北区"], "places": ["遵义", "重庆"],
                      "sentence": "遵义市与重庆市江北区签署合作协议", "amount_yuan": 1.5e9},
-                    {"type": "park", "sentence": "共建产业园区", "planned": True}]),
+                    {"type": "project", "sentence": "共建产业园区", "planned": True}]),
     article("c2", "成渝中线高铁建设提速", "遵义等城市前往成都的时间将缩短，合作更紧密。", source="src-b",
             published="2024-12-10T09:00:00+08:00", regions=("遵义", "成都")),
     article("c3", "全市气温回升", "气象部门提醒市民注意早晚温差。", source="src-b",
             published="2024-10-01T08:00:00+08:00"),
 ]
+
+
+def happening_ids(*records: dict) -> list[str]:
+    return [h["event_id"] for h in build_happenings(records)]
+
+
 # A date field that does not parse: a real node answers 400 mapper_parsing_exception.
 BAD = {**RECORDS[2], "id": "bad", "published_at": "not a date"}
 REJECT = {"bad": (400, "mapper_parsing_exception")}
@@ -137,8 +144,10 @@ def test_elasticsearch_sends_exactly_what_the_real_node_took(both_runs):
                    ("GET", "index.creation_date"), ("GET", "missing")]:
         assert needed in kinds
     assert any(r.method == "DELETE" for r in fake.requests)
-    bulk = next(r for r in fake.requests if r.path == "/_bulk")
-    assert isinstance(bulk.body, list) and len(bulk.body) == 2 * (len(RECORDS) + 1 + 2)  # + 2 events
+    articles, events = [r for r in fake.requests if r.path == "/_bulk"][:2]
+    assert isinstance(articles.body, list) and len(articles.body) == 2 * (len(RECORDS) + 1)
+    # then c1's two happenings, one document each
+    assert [line["index"]["_id"] for line in events.body[::2]] == happening_ids(RECORDS[0])
     search = next(r for r in fake.requests if r.path.endswith("/_search") and "highlight" in r.body)
     assert search.body["query"]["bool"]["filter"]
 
@@ -217,8 +226,8 @@ def test_a_rejected_bulk_item_is_spooled_and_the_rest_indexed(tmp_path):
         engine.spool.done()
         assert [e["record"]["id"] for e in parked] == ["c2"]
         assert "400" in parked[0]["reason"] and "mapper_parsing_exception" in parked[0]["reason"]
-        # the events of the accepted article are indexed too
-        assert sorted(fake.indices["cyzes-events-v1"]) == ["c1-0", "c1-1"]
+        # the happenings of the accepted article are indexed too
+        assert sorted(fake.indices["cyzes-events-v1"]) == sorted(happening_ids(RECORDS[0]))
         engine.close()
 
 
@@ -230,7 +239,8 @@ def test_a_throttled_bulk_is_retried(tmp_path, throttled):
         engine = es_engine(fake.url, tmp_path)
         engine.write(RECORDS)
         engine.close()
-    bulks = [r for r in fake.requests if r.path == "/_bulk"]
+    bulks = [r for r in fake.requests if r.path == "/_bulk"
+             and r.body[0]["index"]["_index"] == "cyzes-articles"]
     assert len(bulks) == throttled + 1 and all(b.body == bulks[0].body for b in bulks)
     assert len(engine.spool) == 0 and len(fake.indices["cyzes-articles-v1"]) == 3
 

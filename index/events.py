@@ -1,0 +1,583 @@
+"""One happening, many reports: merging the articles' event mentions into happenings.
+
+Every article record carries `events`: its *mentions* of cooperation events. The same
+signing is told by the original report, its reprints and other outlets' own reports;
+the office wants it once. This module turns mentions into `cyz.record.Happening`
+documents, the same way for every engine (it is pure: engines fetch and store, this
+decides).
+
+Merge evidence, between a new mention and a happening's mentions:
+- required: the same type; the same `planned` (an announced plan and the later signing
+  are different happenings); compatible dates — the mention's day range overlaps the
+  range of every dated mention of the happening, and when either side has no date,
+  a report of it was published within `UNDATED_DAYS` of the mention's article;
+  never two mentions of one article;
+- then either the same reprint cluster (`cluster_id`: strong evidence on its own), or
+  overlapping parties or places *and* a similar key phrase (`key`, else the sentence;
+  character bigrams, with the names and generic words such as 合作/协议 taken out,
+  so 交通合作协议 and 旅游合作协议 between the same cities stay apart).
+A mention joins the compatible happening with the best evidence, else starts one.
+
+Determinism: mentions are taken in (published_at, article id, position) order, and a
+happening's id is derived from its earliest mention's content (article id, type,
+key or sentence), so writing the same articles in any order or batching gives the same
+happenings and ids; re-running never duplicates one.
+
+Engines use `candidate_lookup` (what to fetch: `CandidateLookup`) and `plan` (what to
+write and delete); `build_happenings` is `plan` over nothing stored (rebuilds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
+
+from cyz.index.cjk import to_simplified
+from cyz.record import Happening
+
+# What a plan reads of an article record (engines fetch no more than this).
+ARTICLE_FIELDS = ("id", "url", "source_id", "source_name", "origin", "title", "published_at",
+                  "cluster_id", "events")
+
+# Undated mentions merge when their reports were published this close together.
+UNDATED_DAYS = 14
+# Key phrases this similar (bigram Dice between two keys, else the share of the shorter
+# text's bigrams found in the other) are the same event's.
+MIN_SIMILARITY = 0.3
+# Candidate lookups merge their date windows down to this many per event type (a wider
+# window only fetches more candidates; the merge rules above still decide).
+MAX_WINDOWS_PER_TYPE = 24
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+# Words every report of every event of a kind uses: they say nothing about *which*
+# agreement or visit it is, so similarity ignores them.
+GENERIC_WORDS = (
+    "战略合作", "合作协议", "框架协议", "备忘录", "合作", "协议", "框架", "战略", "签约", "签署",
+    "签订", "举行", "举办", "召开", "开展", "推进", "双方", "两地", "仪式", "项目", "会议",
+    "考察", "调研", "代表团", "一行", "进行", "达成", "深入", "共同", "工作",
+    # and when, which the dates already compare
+    "本月", "今年", "去年", "明年", "近日", "日前", "昨日", "昨天", "今天", "当天", "上午", "下午",
+)
+_GENERIC = re.compile("|".join(sorted(map(re.escape, GENERIC_WORDS), key=len, reverse=True)))
+_NOT_WORD = re.compile(r"[^\w]|[\d_]")
+_DAY = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+# -- dates -------------------------------------------------------------------------------
+
+
+def _span(text: str | None) -> tuple[date, date] | None:
+    """The first and last day an ISO day, month or year can mean."""
+    match = _DAY.match(text or "")
+    if not match:
+        return None
+    year, month, day = (int(g) if g else None for g in match.groups())
+    try:
+        if month is None:
+            return date(year, 1, 1), date(year, 12, 31)
+        if day is None:
+            first = date(year, month, 1)
+            following = date(year + month // 12, month % 12 + 1, 1)
+            return first, following - timedelta(days=1)
+        return date(year, month, day), date(year, month, day)
+    except ValueError:  # 2024-13, 2024-02-30: no date rather than a wrong one
+        return None
+
+
+def date_range(value: str | None, end: str | None = None) -> tuple[date, date] | None:
+    """[date_from, date_to] of an event date and its optional end (2024-07 → 07-01…07-31;
+    2024 → the whole year; 2024-04-20 to 2024-04-22 → those three days)."""
+    first = _span(value)
+    if first is None:
+        return None
+    last = _span(end)
+    return first[0], last[1] if last and last[1] >= first[0] else first[1]
+
+
+def published_moment(value: str | None) -> datetime | None:
+    """published_at as an aware datetime (naive times are Beijing time by the contract)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+
+def shanghai_day(value: str | None) -> date | None:
+    """The Asia/Shanghai calendar day of a timestamp: the day an undated event sorts on."""
+    moment = published_moment(value)
+    return moment.astimezone(SHANGHAI).date() if moment else None
+
+
+# -- text evidence -----------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return to_simplified(name).strip().lower()
+
+
+def names_overlap(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Whether two lists of parties/places share one (遵义市 and 遵义 count as one:
+    a name containing the other)."""
+    left = [n for n in map(_norm, a) if len(n) >= 2]
+    right = [n for n in map(_norm, b) if len(n) >= 2]
+    return any(x in y or y in x for x in left for y in right)
+
+
+def content_bigrams(text: str, names: Iterable[str] = ()) -> frozenset[str]:
+    """Character bigrams of what a phrase says beyond its names and generic words."""
+    text = _norm(text)
+    for name in sorted({_norm(n) for n in names if n}, key=len, reverse=True):
+        if len(name) >= 2:
+            text = text.replace(name, " ")
+    text = _GENERIC.sub(" ", text)
+    text = _NOT_WORD.sub(" ", text)
+    grams = set()
+    for run in text.split():
+        grams.update(run[i:i + 2] for i in range(len(run) - 1))
+    return frozenset(grams)
+
+
+def similarity(a: Mention, b: Mention) -> float | None:
+    """How alike two mentions' key phrases are (None: nothing specific to compare)."""
+    left, right = a.phrase_bigrams, b.phrase_bigrams
+    if not left or not right:
+        return None
+    shared = len(left & right)
+    if a.key and b.key:  # two key phrases: both must say the same
+        return 2 * shared / (len(left) + len(right))
+    # a key against a sentence (or two sentences): is the shorter one in the other
+    return shared / min(len(left), len(right))
+
+
+# -- mentions ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Mention:
+    """One article's mention of an event (record["events"][index])."""
+
+    article: dict
+    index: int
+    event: dict
+
+    @property
+    def article_id(self) -> str:
+        return self.article["id"]
+
+    @property
+    def type(self) -> str:
+        return self.event.get("type") or "other"
+
+    @property
+    def planned(self) -> bool:
+        return bool(self.event.get("planned"))
+
+    @property
+    def key(self) -> str:
+        return self.event.get("key") or ""
+
+    @property
+    def cluster_id(self) -> str | None:
+        return self.article.get("cluster_id") or None
+
+    @cached_property
+    def days(self) -> tuple[date, date] | None:
+        return date_range(self.event.get("date"), self.event.get("date_end"))
+
+    @cached_property
+    def published(self) -> datetime | None:
+        return published_moment(self.article.get("published_at"))
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [*(self.event.get("parties") or []), *(self.event.get("places") or [])]
+
+    @cached_property
+    def phrase_bigrams(self) -> frozenset[str]:
+        names = [*self.names, *(self.event.get("regions") or [])]
+        return content_bigrams(self.key or self.event.get("sentence") or "", names)
+
+    @cached_property
+    def order(self) -> tuple:
+        """Processing order: published first (undated articles last), then article, position."""
+        stamp = self.published.timestamp() if self.published else 0.0
+        return (self.published is None, stamp, self.article_id, self.index)
+
+    @cached_property
+    def detail(self) -> tuple:
+        """How well described: a date beats none, day beats month beats year, an amount
+        beats none, then a count, a key phrase, more names."""
+        precision = {"day": 3, "month": 2, "year": 1}
+        if self.days is None:
+            rank = 0
+        else:
+            rank = precision.get(self.event.get("date_precision") or "", 0) or (
+                3 if self.days[0] == self.days[1] else 2 if (self.days[1] - self.days[0]).days < 31 else 1)
+        return (self.days is not None, rank, self.event.get("amount_yuan") is not None,
+                self.event.get("count") is not None, bool(self.key), len(self.names))
+
+    def id_basis(self) -> str:
+        text = self.key or self.event.get("sentence") or ""
+        return f"{self.article_id}\x1f{self.type}\x1f{_norm(text)}"
+
+
+def mentions_of(record: dict) -> list[Mention]:
+    return [Mention(record, n, event) for n, event in enumerate(record.get("events") or [])
+            if isinstance(event, dict)]
+
+
+def _near_published(a: Mention, b: Mention) -> bool:
+    if a.published is None or b.published is None:
+        return False
+    return abs(a.published - b.published) <= timedelta(days=UNDATED_DAYS)
+
+
+def _same_cluster(a: Mention, b: Mention) -> bool:
+    return a.cluster_id is not None and a.cluster_id == b.cluster_id
+
+
+def _overlap(a: tuple[date, date], b: tuple[date, date]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _dates_fit(m: Mention, group: list[Mention]) -> bool:
+    """Every dated report of the happening agrees with the mention's date; where a date
+    is missing on either side, a report of it appeared near the mention's article."""
+    dated = [n for n in group if n.days is not None]
+    if m.days is not None:
+        if not all(_overlap(m.days, n.days) for n in dated):
+            return False
+        if dated:
+            return True
+    return any(_near_published(m, n) or _same_cluster(m, n) for n in group)
+
+
+def _pair_evidence(m: Mention, n: Mention) -> float | None:
+    """How strongly two compatible mentions tell the same happening (None: no evidence)."""
+    sim = similarity(m, n)
+    if _same_cluster(m, n):  # a reprint of the same story
+        return 2.0 + (sim or 0.0)
+    if not names_overlap(m.names, n.names):
+        return None
+    if sim is None:
+        # Nothing specific to compare: only the same exact day range says it is one.
+        same_day = m.days is not None and m.days == n.days and m.days[0] == m.days[1]
+        return 1.0 if same_day else None
+    return 1.0 + sim if sim >= MIN_SIMILARITY else None
+
+
+def _evidence(m: Mention, group: list[Mention]) -> float | None:
+    """The mention's best evidence for joining `group`, None when it may not."""
+    if any(n.article_id == m.article_id for n in group):
+        return None  # a happening has at most one mention per article
+    if any(n.type != m.type or n.planned != m.planned for n in group):
+        return None
+    if not _dates_fit(m, group):
+        return None
+    scores = [s for n in group if (s := _pair_evidence(m, n)) is not None]
+    return max(scores) if scores else None
+
+
+# -- happenings --------------------------------------------------------------------------
+
+
+def event_id_for(first: Mention, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A stable id from the earliest mention's content; a second identical mention of
+    one article (same type and phrase) gets a numbered variant."""
+    basis, n = first.id_basis(), 1
+    while True:
+        digest = hashlib.sha1(f"{basis}\x1f{n}".encode() if n > 1 else basis.encode()).hexdigest()
+        candidate = f"ev{digest[:20]}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def happening_doc(event_id: str, mentions: list[Mention]) -> dict:
+    """The Happening document of a group of mentions."""
+    mentions = sorted(mentions, key=lambda m: m.order)
+    # The best-described mention speaks for the happening; the earliest wins a tie.
+    best = min(mentions, key=lambda m: (tuple(-int(x) for x in m.detail), m.order))
+    event = best.event
+    days = best.days
+    regions: dict[str, None] = {}
+    for m in mentions:
+        for name in m.event.get("regions") or []:
+            regions.setdefault(name, None)
+    reports = [{
+        "article_id": m.article_id, "url": m.article.get("url") or "",
+        "source_id": m.article.get("source_id") or "", "source_name": m.article.get("source_name") or "",
+        "origin": m.article.get("origin") or None, "title": m.article.get("title") or "",
+        "published_at": m.article.get("published_at") or None, "cluster_id": m.cluster_id,
+        "event_index": m.index,
+    } for m in mentions]
+    outlets: dict[str, None] = {}
+    for report in reports:
+        name = report["origin"] or report["source_name"] or report["source_id"]
+        if name:
+            outlets.setdefault(name, None)
+    first = reports[0]
+    doc = {
+        "event_id": event_id,
+        "type": best.type,
+        "event_types": [best.type],
+        "date": event.get("date"),
+        "date_end": event.get("date_end"),
+        "date_precision": event.get("date_precision"),
+        "date_from": days[0].isoformat() if days else None,
+        "date_to": days[1].isoformat() if days else None,
+        # simplified, so a party filter finds 遵义 in a traditional-script report too
+        "parties": [to_simplified(p) for p in event.get("parties") or []],
+        "places": list(event.get("places") or []),
+        "regions": [{"name": name} for name in regions],
+        "amount_yuan": event.get("amount_yuan"),
+        "amount_approx": bool(event.get("amount_approx")),
+        "count": event.get("count"),
+        "sentence": event.get("sentence") or "",
+        "planned": best.planned,
+        "key": best.key,
+        "reports": reports,
+        "report_count": len(reports),
+        "outlets": list(outlets),
+        "first_reported_at": next((r["published_at"] for r in reports if r["published_at"]), None),
+        "article_id": first["article_id"],
+        "url": first["url"],
+        "title": first["title"],
+        "source_id": first["source_id"],
+        "source_name": first["source_name"],
+        "published_at": first["published_at"],
+    }
+    return Happening.model_validate(doc).model_dump()
+
+
+@dataclass
+class Plan:
+    """What an engine writes after a batch: happenings to index (by `event_id`) and the
+    ids of happenings to delete."""
+
+    upserts: list[dict] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def articles_of(self, event_id: str) -> list[str]:
+        """The article ids reported by an upserted happening (to park them if it fails)."""
+        for doc in self.upserts:
+            if doc["event_id"] == event_id:
+                return [r["article_id"] for r in doc["reports"]]
+        return []
+
+
+class _Group:
+    def __init__(self, position: int, mentions: list[Mention], stored: dict | None = None):
+        self.position = position  # ties go to the earlier group
+        self.mentions = mentions
+        self.stored = stored  # the happening as the engine holds it, None when new
+        self.touched = stored is None
+
+
+def _weeks(first: date, last: date) -> range:
+    return range(first.toordinal() // 7, last.toordinal() // 7 + 1)
+
+
+class _Groups:
+    """The groups, indexed so that a mention is compared only with the groups that can
+    take it: same type and planned, and a shared reprint cluster, an overlapping dated
+    mention or a report published within UNDATED_DAYS (a rebuild plans every article
+    at once; comparing each mention with every group would be quadratic)."""
+
+    def __init__(self) -> None:
+        self.all: list[_Group] = []
+        self._index: dict[tuple, list[_Group]] = {}
+
+    def add(self, mentions: list[Mention], stored: dict | None = None) -> _Group:
+        group = _Group(len(self.all), [], stored)
+        self.all.append(group)
+        for mention in mentions:
+            self.join(group, mention)
+        return group
+
+    def join(self, group: _Group, mention: Mention) -> None:
+        group.mentions.append(mention)
+        for key in self._keys(mention, reach=0):
+            bucket = self._index.setdefault(key, [])
+            if not bucket or bucket[-1] is not group:
+                bucket.append(group)
+
+    def near(self, mention: Mention) -> list[_Group]:
+        found = {id(g): g for key in self._keys(mention, reach=UNDATED_DAYS)
+                 for g in self._index.get(key, ())}
+        return sorted(found.values(), key=lambda g: g.position)
+
+    @staticmethod
+    def _keys(m: Mention, reach: int) -> Iterator[tuple]:
+        kind = (m.type, m.planned)
+        if m.cluster_id:
+            yield (*kind, "cluster", m.cluster_id)
+        if m.days is not None:
+            for week in _weeks(*m.days):
+                yield (*kind, "date", week)
+        if m.published is not None:
+            day = m.published.astimezone(SHANGHAI).date()
+            for week in _weeks(day - timedelta(days=reach), day + timedelta(days=reach)):
+                yield (*kind, "published", week)
+
+
+def plan(records: Iterable[dict], candidates: Iterable[dict] = (),
+         reported: Mapping[str, dict] | None = None, removed: Iterable[str] = ()) -> Plan:
+    """The happenings to write and delete after `records` were (re)written and the
+    articles `removed` deleted.
+
+    `candidates` are the stored happenings `candidate_lookup` finds; `reported` maps the
+    id of every other article they report to its record (at least `ARTICLE_FIELDS`), so
+    their mentions can be compared and the happenings re-described. The articles'
+    old reports leave their happenings (an emptied happening is deleted); each mention,
+    earliest first, joins the best compatible happening or starts one.
+    """
+    batch: dict[str, dict] = {}
+    for record in records:
+        batch[record["id"]] = record  # a later copy wins
+    gone = set(batch) | set(removed)
+    reported = reported or {}
+
+    groups = _Groups()
+    for stored in sorted(candidates, key=lambda h: h["event_id"]):
+        kept = []
+        for report in stored.get("reports") or []:
+            article = reported.get(report["article_id"])
+            events = (article or {}).get("events") or []
+            index = report.get("event_index", 0)
+            if report["article_id"] in gone or article is None or index >= len(events) \
+                    or (events[index] or {}).get("type") != stored.get("type"):
+                continue  # rewritten, deleted or no longer there: the report leaves
+            kept.append(Mention(article, index, events[index]))
+        group = groups.add(kept, stored)
+        group.touched = len(kept) != len(stored.get("reports") or [])
+
+    new = sorted((m for r in batch.values() for m in mentions_of(r)), key=lambda m: m.order)
+    for mention in new:
+        best, best_score = None, None
+        for group in groups.near(mention):
+            score = _evidence(mention, group.mentions)
+            if score is not None and (best_score is None or score > best_score):
+                best, best_score = group, score
+        if best is None:
+            groups.add([mention])
+        else:
+            groups.join(best, mention)
+            best.touched = True
+
+    return _diff(groups.all)
+
+
+def _diff(groups: list[_Group]) -> Plan:
+    out = Plan()
+    stored_ids = {g.stored["event_id"] for g in groups if g.stored is not None}
+    # Untouched happenings keep their ids; touched ones take the id of their earliest
+    # mention (which may be new: an older report arrived later).
+    taken = {g.stored["event_id"] for g in groups if g.stored is not None and not g.touched}
+    written: set[str] = set()
+    for group in groups:
+        if not group.touched or not group.mentions:
+            continue
+        first = min(group.mentions, key=lambda m: m.order)
+        event_id = event_id_for(first, taken)
+        taken.add(event_id)
+        doc = happening_doc(event_id, group.mentions)
+        written.add(event_id)
+        if group.stored is None or group.stored != doc:
+            out.upserts.append(doc)
+    kept = written | {g.stored["event_id"] for g in groups if g.stored is not None and not g.touched}
+    out.deleted = sorted(stored_ids - kept)
+    return out
+
+
+def build_happenings(records: Iterable[dict]) -> list[dict]:
+    """Every happening the articles tell (a rebuild: nothing stored yet)."""
+    return plan(records).upserts
+
+
+# -- what an engine fetches before planning -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    type: str
+    start: date
+    end: date
+
+
+@dataclass
+class CandidateLookup:
+    """The stored happenings a batch may touch, as every engine must find them: any of
+
+    - `dated`: happenings of `type` whose [date_from, date_to] overlaps [start, end];
+    - `reported`: happenings of `type` first reported (Asia/Shanghai day) in [start, end];
+    - `article_ids`: happenings holding a report of one of these articles;
+    - `cluster_ids`: happenings holding a report of one of these reprint clusters.
+    """
+
+    dated: list[Window] = field(default_factory=list)
+    reported: list[Window] = field(default_factory=list)
+    article_ids: list[str] = field(default_factory=list)
+    cluster_ids: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.dated or self.reported or self.article_ids or self.cluster_ids)
+
+
+def candidate_lookup(records: Iterable[dict], removed: Iterable[str] = ()) -> CandidateLookup:
+    """What to fetch before planning `records` (and the deletion of `removed`)."""
+    dated: dict[str, list[tuple[date, date]]] = {}
+    reported: dict[str, list[tuple[date, date]]] = {}
+    article_ids: set[str] = set(removed)
+    cluster_ids: set[str] = set()
+    for record in records:
+        article_ids.add(record["id"])
+        if record.get("cluster_id"):
+            cluster_ids.add(record["cluster_id"])
+        for m in mentions_of(record):
+            if m.days is not None:
+                dated.setdefault(m.type, []).append(m.days)
+            day = m.published.astimezone(SHANGHAI).date() if m.published else None
+            if day is not None:
+                # Undated happenings near this article: their first report up to a month
+                # earlier (later reports of it may be nearer) or up to UNDATED_DAYS later.
+                reported.setdefault(m.type, []).append(
+                    (day - timedelta(days=2 * UNDATED_DAYS + 3), day + timedelta(days=UNDATED_DAYS)))
+    return CandidateLookup(
+        dated=_windows(dated), reported=_windows(reported),
+        article_ids=sorted(article_ids), cluster_ids=sorted(cluster_ids),
+    )
+
+
+def _windows(spans: dict[str, list[tuple[date, date]]]) -> list[Window]:
+    out = []
+    for kind in sorted(spans):
+        merged: list[list[date]] = []
+        for start, end in sorted(spans[kind]):
+            if merged and start <= merged[-1][1] + timedelta(days=1):
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        while len(merged) > MAX_WINDOWS_PER_TYPE:  # close the smallest gap
+            gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
+            _, i = min(gaps)
+            merged[i][1] = max(merged[i][1], merged[i + 1][1])
+            del merged[i + 1]
+        out += [Window(kind, start, end) for start, end in merged]
+    return out
+
+
+def reported_articles(candidates: Iterable[dict], exclude: Iterable[str] = ()) -> list[str]:
+    """Ids of the articles the candidates report, less `exclude` (the batch, the deleted):
+    the records an engine fetches for `plan(reported=...)`."""
+    skip = set(exclude)
+    return sorted({r["article_id"] for h in candidates for r in h.get("reports") or []} - skip)
