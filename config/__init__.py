@@ -301,6 +301,7 @@ class EventMarkers(_Strict):
     negation: list[NonBlank] = Field(default_factory=list)
     ignore: list[NonBlank] = Field(default_factory=list)
     approx: list[NonBlank] = Field(default_factory=list)
+    scene: list[NonBlank] = Field(default_factory=list)
 
 
 class PartyRules(_Strict):
@@ -316,6 +317,7 @@ class EventRules(_Strict):
     markers: EventMarkers = Field(default_factory=EventMarkers)
     parties: PartyRules = Field(default_factory=PartyRules)
     key_cut: list[NonBlank] = Field(default_factory=list)
+    joint: list[NonBlank] = Field(default_factory=list)
     evidence: list[NonBlank] = Field(default_factory=list)
     exclude: list[NonBlank] = Field(default_factory=list)
 

@@ -82,12 +82,15 @@ def _clause(sentence: str, pos: int) -> tuple[int, int]:
 _CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _NUM = r"\d{1,2}|[一二三四五六七八九十]{1,3}"
 _DATE = re.compile(
-    rf"(?:(?P<y>(?:19|20)\d{{2}})\s*年|(?P<rel>前年|去年|今年|明年))?\s*"
-    rf"(?:(?P<m>{_NUM})\s*月(?!份?[以之]?[内来]))?\s*"
-    rf"(?:(?P<d>{_NUM})\s*[日号]|(?P<xun>上旬|中旬|下旬))?"
+    rf"(?:(?P<y>(?:19|20)\d{{2}})\s*年|(?P<rel>前年|去年|今年|明年|年内|上半年|下半年))?"
+    rf"(?:上半年|下半年|底|初|内)?\s*"
+    rf"(?:(?P<m>{_NUM})\s*月(?!份?[以之]?[内来])|(?P<relm>本月|上个?月|下个?月))?\s*"
+    rf"(?:(?P<d>{_NUM})\s*[日号]|(?P<xun>上旬|中旬|下旬)|(?P<reld>今天|今日|昨天|昨日|前天|明天|明日))?"
     rf"(?:\s*(?:至|到|—|－|-|~|～)\s*(?:(?P<m2>\d{{1,2}})月)?(?P<d2>\d{{1,2}})[日号])?"
 )
-_RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1}
+_RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1, "年内": 0, "上半年": 0, "下半年": 0}
+_RELATIVE_MONTH = {"本月": 0, "上月": -1, "上个月": -1, "下月": 1, "下个月": 1}
+_RELATIVE_DAY = {"今天": 0, "今日": 0, "昨天": -1, "昨日": -1, "前天": -2, "明天": 1, "明日": 1}
 
 
 def _cn_number(text: str) -> int:
@@ -126,7 +129,8 @@ def find_dates(sentence: str, article: date | None, ahead: bool = False) -> list
     (the sentence tells a plan: 将于11月上旬启动) a bare month or day is the next one."""
     found = []
     for m in _DATE.finditer(sentence):
-        if not m.group(0).strip() or not (m["y"] or m["rel"] or m["m"] or m["d"]):
+        if not m.group(0).strip() or not (m["y"] or m["rel"] or m["m"] or m["d"] or m["relm"]
+                                          or m["reld"]):
             continue
         if m["xun"] and not m["m"]:
             continue
@@ -139,6 +143,18 @@ def find_dates(sentence: str, article: date | None, ahead: bool = False) -> list
 def _resolve(m: re.Match, article: date | None, ahead: bool) -> _Date | None:
     month = _cn_number(m["m"]) if m["m"] else None
     day = _cn_number(m["d"]) if m["d"] else None
+    if (m["reld"] or m["relm"]) and not m["y"] and not m["rel"]:
+        if article is None:
+            return None
+        if m["reld"]:  # 昨日, 今天: a day counted from the article's
+            when = date.fromordinal(article.toordinal() + _RELATIVE_DAY[m["reld"]])
+            return _Date(m.start(), m.end(), when.isoformat(), None, "day", when)
+        index = article.year * 12 + article.month - 1 + _RELATIVE_MONTH[m["relm"]]
+        year, month = divmod(index, 12)
+        month += 1
+        if day is None:
+            return _Date(m.start(), m.end(), f"{year:04d}-{month:02d}", None, "month",
+                         date(year, month, 1))
     if m["y"]:
         year = int(m["y"])
     elif m["rel"]:
@@ -147,6 +163,8 @@ def _resolve(m: re.Match, article: date | None, ahead: bool) -> _Date | None:
         year = article.year + _RELATIVE[m["rel"]]
     elif article is None:
         return None  # 7月 of which year: unknown without the article's date
+    elif m["relm"]:
+        pass  # year and month counted above
     elif month:
         if ahead:
             year = article.year + (1 if month < article.month else 0)
@@ -239,6 +257,8 @@ class EventExtractor:
         self._negation = re.compile(f"(?:{_alternation(mk.negation)})$") if mk.negation else None
         self._approx = set(mk.approx)
         self._key_cut = re.compile(_alternation(ev.key_cut)) if ev.key_cut else None
+        self._joint = re.compile(_alternation(ev.joint)) if ev.joint else None
+        self._scene = re.compile(_alternation(mk.scene)) if mk.scene else None
         self._parties = _PartyFinder(topic)
         # region name -> its top-level city (a place's `regions` roll up like the tagger's)
         self._order = {r.name: i for i, r in enumerate(topic.regions)}
@@ -252,6 +272,15 @@ class EventExtractor:
                         if self._prefilter.search(sentence)
                         for event in self._sentence(sentence, article)]
                        for text in (title_zh, text_zh))
+        # 同日/会上/现场…: an undated mention happened when the event told just before it.
+        scene = None
+        for event in body:
+            if event.pop("_scene") and not event["date"] and scene:
+                event.update(scene)
+            if event["date"]:
+                scene = {k: event[k] for k in ("date", "date_end", "date_precision")}
+        for event in title:
+            event.pop("_scene")
         events = _merge(body)
         # A headline names the article's main event, which the body then tells: it joins
         # the body's first event of its type, and stands alone only when the body has none.
@@ -273,8 +302,11 @@ class EventExtractor:
     def _sentence(self, sentence: str, article: date | None) -> list[dict]:
         if self._exclude and self._exclude.search(sentence):
             return []
-        masked = self._ignore.sub(lambda m: "\0" * len(m.group(0)), sentence) if self._ignore \
-            else sentence
+        # Markers are looked for outside 《titles》 (…行动计划》 plans nothing) and outside
+        # the words that only contain one (未来 negates nothing).
+        masked = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
+        if self._ignore:
+            masked = self._ignore.sub(lambda m: "\0" * len(m.group(0)), masked)
         fired: dict[str, tuple[_Rule, re.Match]] = {}
         for rule in self._rules:
             if rule.rule.type in fired:
@@ -297,12 +329,14 @@ class EventExtractor:
         undated = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)  # not a 《title》's
         out = []
         for rule, match in fired.values():
-            if rule.rule.cross_region and len(tops) < 2:
+            if rule.rule.cross_region and len(tops) < 2 and not (
+                    self._joint and self._joint.search(sentence)):
                 continue
             if parties is None:
                 parties = self._parties.find(sentence)
             if not (mentions or any(is_org for _name, is_org in parties)
-                    or (self._evidence and self._evidence.search(sentence))):
+                    or (self._evidence and self._evidence.search(sentence))
+                    or (self._joint and self._joint.search(sentence))):
                 continue  # no place, no organisation, no cooperation word: not ours
             out.append(self._event(rule, match, sentence, masked, article, undated,
                                    [name for name, _is_org in parties], places, regions))
@@ -351,17 +385,21 @@ class EventExtractor:
             rule=rule.rule.id,
             trigger=match.group(0),
         )
-        return event.model_dump()
+        out = event.model_dump()
+        _, clause_end = _clause(sentence, match.start())
+        out["_scene"] = bool(self._scene and self._scene.search(masked, 0, clause_end))
+        return out
 
     def _is_planned(self, sentence: str, masked: str, pos: int) -> bool:
         # Anywhere before the trigger in its sentence: 重庆一家企业将在新蒲新区投资建设…，
         # 总投资20亿元 is planned; what follows the trigger (签署…，明确双方将…) is not.
         if not self._planned:
             return False
-        last_plan = max((m.end() for m in self._planned.finditer(masked, 0, pos)), default=-1)
+        _, end = _clause(sentence, pos)  # 代表团计划近期赴遵义: the verb follows the trigger
+        last_plan = max((m.end() for m in self._planned.finditer(masked, 0, end)), default=-1)
         if last_plan < 0:
             return False
-        return not (self._done and self._done.search(masked, last_plan, pos))
+        return not (self._done and self._done.search(masked, last_plan, end))
 
     def _done_before(self, sentence: str, masked: str, pos: int) -> bool:
         start, _ = _clause(sentence, pos)
@@ -410,9 +448,16 @@ def _pick_date(dates: list[_Date], sentence: str, pos: int) -> _Date | None:
     start, end = _clause(sentence, pos)
     inside = [d for d in dates if start <= d.start < end]
     if inside:
-        return min(inside, key=lambda d: abs(d.start - pos))
-    before = [d for d in dates if d.start < pos]
-    return before[-1] if before else dates[0]
+        chosen = min(inside, key=lambda d: abs(d.start - pos))
+    else:
+        before = [d for d in dates if d.start < pos]
+        chosen = before[-1] if before else dates[0]
+    if chosen.precision == "year":
+        # 11月26日，2024年遵义市投资推介会…: the year names the edition; the day is the date
+        finer = [d for d in dates if d.precision != "year" and d.value[:4] == chosen.value]
+        if finer:
+            return finer[0]
+    return chosen
 
 
 def _later_month(day: date, article: date) -> bool:
@@ -606,9 +651,9 @@ def _same(kept: dict, new: dict) -> bool:
 
 
 def _detail(event: dict) -> bool:
-    """A mention with neither date nor key (会上…, 该项目总投资…, 参加论坛) goes on
-    telling the latest event of its type."""
-    return not event["date"] and not event["key"]
+    """A mention without a key phrase (会上…, 该项目总投资…, 参加论坛) goes on telling
+    the latest event of its type, when their dates agree."""
+    return not event["key"]
 
 
 _RANK = {"day": 3, "month": 2, "year": 1, None: 0}
@@ -629,6 +674,8 @@ def _merge(events: list[dict]) -> list[dict]:
         if index is None and _detail(event):
             index = next((i for i in range(len(merged) - 1, -1, -1)
                           if merged[i]["type"] == event["type"]), None)
+            if index is not None and not _dates_agree(merged[index], event):
+                index = None
         if index is None:
             merged.append(event)
             continue

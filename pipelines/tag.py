@@ -65,10 +65,12 @@ class Tagger:
                   events: list[dict] | None = None) -> float:
         """0–1: how squarely the article is about cooperation among the focus cities.
 
-        Three parts, each explainable: how many focus cities it names (up to 0.65), how
-        much cooperation vocabulary (up to 0.35) and how many kinds of cooperation event
-        involve a focus city (0.1 each, up to 0.2). Without a focus city the vocabulary
-        and the events count a third."""
+        Parts, each explainable: how many focus cities it names (up to 0.65), how much
+        cooperation vocabulary (up to 0.35), and — when events were extracted — how many
+        kinds of cooperation event involve a focus city (0.1 each, up to 0.2). Without a
+        focus city the vocabulary and the events count a third. When events were
+        extracted and none involves a focus city, the whole counts three quarters: the
+        cities are only named in passing (a marathon with runners from 重庆)."""
         named = {r["name"] for r in regions}
         focus = [name for name in self.topic.focus_regions if name in named]
         place_score = (0.0, 0.3, 0.55, 0.65)[min(len(focus), 3)]
@@ -79,7 +81,10 @@ class Tagger:
         if not focus:
             topic_score /= 3  # cooperation talk about other places is only faintly relevant
             event_score = 0.1 * min(2, len({e["type"] for e in events or ()})) / 3
-        return round(min(1.0, place_score + topic_score + event_score), 3)
+        score = place_score + topic_score + event_score
+        if events is not None and not kinds:
+            score *= 0.75
+        return round(min(1.0, score), 3)
 
     def tag(self, record: dict) -> dict:
         """Fill `regions`, `topics` and `relevance` of a record from its simplified text
