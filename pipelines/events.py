@@ -210,8 +210,8 @@ _AMOUNT = re.compile(
     r"(?P<after>以上|左右)?")
 _UNITS = {None: 1, "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8, "万亿": 1e12}
 _COUNT = re.compile(
-    r"(?P<a>\d+)\s*(?:个|项|份|批)[^，。；\d]{0,8}?(?:项目|协议|合同|备忘录)"
-    r"|(?:项目|协议|备忘录)(?P<b>\d+)\s*(?:个|项|份)"
+    r"(?P<a>\d+)\s*[多余]?(?:个|项|份|批)[^，。；\d]{0,8}?(?:项目|协议|合同|备忘录)"
+    r"|(?:项目|协议|备忘录)(?P<b>\d+)\s*[多余]?(?:个|项|份)"
     r"|(?P<c>\d+)\s*家(?:[^，。；\d]{0,4})企业")
 # Money is part of these types' story; a visit's or a policy's 亿元 are targets or context.
 _MONEY_TYPES = {"project", "agreement", "conference", "other"}
@@ -432,7 +432,12 @@ class EventExtractor:
                 key = key[max(cuts):]
             key = _strip_date(key)
         key = key.strip(" 　、")
+        if not quoted and key.startswith(_ANAPHORA):
+            return ""  # 本届峰会, 该项目: the event told before, not a name of its own
         return key if len(key) >= 3 or quoted else ""
+
+
+_ANAPHORA = ("本届", "本次", "此次", "这次", "该", "此", "这", "其")
 
 
 def _strip_date(key: str) -> str:
@@ -572,7 +577,7 @@ class _PartyFinder:
                 found.append((j, "".join(w for w, _f in tokens[j:k + 1]), False))
             j = k + 1
         found.sort()
-        names = [(name, org) for _k, name, org in found]
+        names = list(dict.fromkeys((name, org) for _k, name, org in found))
         return [(name, org) for name, org in names
                 if not any(name != other and name in other for other, _o in names)]
 
@@ -636,8 +641,16 @@ def _parties_agree(a: list[str], b: list[str]) -> bool:
     return any(x in y or y in x for x in a for y in b)
 
 
+def _figures_differ(a: dict, b: dict) -> bool:
+    """Two different sums or counts: two different happenings (730亿元 and 14.5亿元)."""
+    x, y = a["amount_yuan"], b["amount_yuan"]
+    if x and y and abs(x - y) > 0.005 * max(x, y):
+        return True
+    return bool(a["count"] and b["count"] and a["count"] != b["count"])
+
+
 def _same(kept: dict, new: dict) -> bool:
-    if kept["type"] != new["type"] or not _dates_agree(kept, new):
+    if kept["type"] != new["type"] or not _dates_agree(kept, new) or _figures_differ(kept, new):
         return False
     if kept["key"] and new["key"]:
         return _keys_agree(kept["key"], new["key"])
@@ -648,6 +661,15 @@ def _same(kept: dict, new: dict) -> bool:
         return True
     # Without a key on one side, the same places will do (a title and its body).
     return bool(set(kept["places"]) & set(new["places"]))
+
+
+def _follows(kept: dict, detail: dict) -> bool:
+    """Whether a keyless mention can go on telling `kept`: nothing in it disagrees
+    (another date, another sum, another named party)."""
+    if not _dates_agree(kept, detail) or _figures_differ(kept, detail):
+        return False
+    return not (kept["parties"] and detail["parties"]
+                and not _parties_agree(kept["parties"], detail["parties"]))
 
 
 def _detail(event: dict) -> bool:
@@ -674,7 +696,7 @@ def _merge(events: list[dict]) -> list[dict]:
         if index is None and _detail(event):
             index = next((i for i in range(len(merged) - 1, -1, -1)
                           if merged[i]["type"] == event["type"]), None)
-            if index is not None and not _dates_agree(merged[index], event):
+            if index is not None and not _follows(merged[index], event):
                 index = None
         if index is None:
             merged.append(event)
