@@ -48,6 +48,12 @@ def split_sentences(text: str) -> list[tuple[int, str]]:
             waiting.append(_OPEN[ch])
         elif waiting and ch == waiting[-1]:
             waiting.pop()
+            if not waiting and ch != "》" and i and text[i - 1] in _ENDS:
+                # “…签约了。”: the quote ended the sentence
+                while i + 1 < n and text[i + 1] in _CLOSERS:
+                    i += 1
+                _add(out, text, start, i + 1)
+                start = i + 1
         elif ch in _ENDS and not waiting:
             while i + 1 < n and text[i + 1] in _CLOSERS:
                 i += 1
