@@ -37,7 +37,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 
 from cyz.index.cjk import to_simplified
-from cyz.record import Happening
+from cyz.record import EVENT_TYPES, Happening
 
 # What a plan reads of an article record (engines fetch no more than this).
 ARTICLE_FIELDS = ("id", "url", "source_id", "source_name", "origin", "title", "published_at",
@@ -48,6 +48,9 @@ UNDATED_DAYS = 14
 # Key phrases this similar (bigram Dice between two keys, else the share of the shorter
 # text's bigrams found in the other) are the same event's.
 MIN_SIMILARITY = 0.3
+# A date range this short (in days) pins a happening down: the same parties on
+# overlapping precise dates are the same happening even when the wording differs.
+PRECISE_DAYS = 7
 # Candidate lookups merge their date windows down to this many per event type (a wider
 # window only fetches more candidates; the merge rules above still decide).
 MAX_WINDOWS_PER_TYPE = 24
@@ -147,14 +150,14 @@ def content_bigrams(text: str, names: Iterable[str] = ()) -> frozenset[str]:
 
 def similarity(a: Mention, b: Mention) -> float | None:
     """How alike two mentions' key phrases are (None: nothing specific to compare)."""
-    left, right = a.phrase_bigrams, b.phrase_bigrams
+    if a.key_bigrams and b.key_bigrams:  # two key phrases: both must say the same
+        left, right = a.key_bigrams, b.key_bigrams
+        return 2 * len(left & right) / (len(left) + len(right))
+    left, right = a.key_bigrams or a.sentence_bigrams, b.key_bigrams or b.sentence_bigrams
     if not left or not right:
         return None
-    shared = len(left & right)
-    if a.key and b.key:  # two key phrases: both must say the same
-        return 2 * shared / (len(left) + len(right))
     # a key against a sentence (or two sentences): is the shorter one in the other
-    return shared / min(len(left), len(right))
+    return len(left & right) / min(len(left), len(right))
 
 
 # -- mentions ----------------------------------------------------------------------------
@@ -201,9 +204,18 @@ class Mention:
         return [*(self.event.get("parties") or []), *(self.event.get("places") or [])]
 
     @cached_property
-    def phrase_bigrams(self) -> frozenset[str]:
+    def key_bigrams(self) -> frozenset[str]:
+        return content_bigrams(self.key, [*self.names, *(self.event.get("regions") or [])])
+
+    @cached_property
+    def sentence_bigrams(self) -> frozenset[str]:
         names = [*self.names, *(self.event.get("regions") or [])]
-        return content_bigrams(self.key or self.event.get("sentence") or "", names)
+        return content_bigrams(self.event.get("sentence") or "", names)
+
+    @property
+    def precise(self) -> bool:
+        """Dated to within a week (a day, or a range such as 4月20日至22日)."""
+        return self.days is not None and (self.days[1] - self.days[0]).days < PRECISE_DAYS
 
     @cached_property
     def order(self) -> tuple:
@@ -230,8 +242,10 @@ class Mention:
 
 
 def mentions_of(record: dict) -> list[Mention]:
+    # Records enter engines validated; a record stored by an older cyz may still hold an
+    # event of a type the contract no longer has: it tells no happening.
     return [Mention(record, n, event) for n, event in enumerate(record.get("events") or [])
-            if isinstance(event, dict)]
+            if isinstance(event, dict) and event.get("type") in EVENT_TYPES]
 
 
 def _near_published(a: Mention, b: Mention) -> bool:
@@ -267,11 +281,15 @@ def _pair_evidence(m: Mention, n: Mention) -> float | None:
         return 2.0 + (sim or 0.0)
     if not names_overlap(m.names, n.names):
         return None
-    if sim is None:
-        # Nothing specific to compare: only the same exact day range says it is one.
-        same_day = m.days is not None and m.days == n.days and m.days[0] == m.days[1]
-        return 1.0 if same_day else None
-    return 1.0 + sim if sim >= MIN_SIMILARITY else None
+    if m.key_bigrams and n.key_bigrams:
+        # Two key phrases name what was signed or opened: they decide (交通合作协议 and
+        # 旅游合作协议 signed the same day by the same cities are two happenings).
+        return 1.0 + sim if sim >= MIN_SIMILARITY else None
+    if sim is not None and sim >= MIN_SIMILARITY:
+        return 1.0 + sim
+    # Wording too different to compare: the same parties on the same precise days
+    # (both dated within a week, overlapping) are the same happening.
+    return 0.5 if m.precise and n.precise else None
 
 
 def _evidence(m: Mention, group: list[Mention]) -> float | None:
@@ -478,7 +496,8 @@ def plan(records: Iterable[dict], candidates: Iterable[dict] = (),
 
 def _diff(groups: list[_Group]) -> Plan:
     out = Plan()
-    stored_ids = {g.stored["event_id"] for g in groups if g.stored is not None}
+    stored = {g.stored["event_id"]: g.stored for g in groups if g.stored is not None}
+    stored_ids = set(stored)
     # Untouched happenings keep their ids; touched ones take the id of their earliest
     # mention (which may be new: an older report arrived later).
     taken = {g.stored["event_id"] for g in groups if g.stored is not None and not g.touched}
@@ -491,7 +510,8 @@ def _diff(groups: list[_Group]) -> Plan:
         taken.add(event_id)
         doc = happening_doc(event_id, group.mentions)
         written.add(event_id)
-        if group.stored is None or group.stored != doc:
+        # (a re-written article re-joins its happenings: they come out the same)
+        if stored.get(event_id) != doc:
             out.upserts.append(doc)
     kept = written | {g.stored["event_id"] for g in groups if g.stored is not None and not g.touched}
     out.deleted = sorted(stored_ids - kept)

@@ -382,6 +382,8 @@ class SearchEngine(Engine):
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
+        # delete_by_query finds what search sees: this run's writes too
+        self.client.request("POST", f"/{self.articles}/_refresh")
         result = self.client.request("POST", f"/{self.articles}/_delete_by_query",
                                      {"query": {"ids": {"values": ids}}},
                                      params={"conflicts": "proceed", "refresh": "true"})
