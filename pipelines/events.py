@@ -515,31 +515,45 @@ class _PartyFinder:
             for place in region.places:
                 self._places.update([place.name, *place.aliases])
         self._compounds = set(topic.compounds)
-        self._pos = None
+        self._jieba = None
 
     def tokenizer(self):
-        """jieba's POS tokenizer on a private dictionary, built on first use (a process
-        that never meets a trigger never loads jieba)."""
-        if self._pos is None:
+        """A private jieba tokenizer whose dictionary knows the gazetteer and the
+        suffixes, built on first use (a process that never meets a trigger never loads
+        jieba), and the dictionary's part-of-speech tags."""
+        if self._jieba is None:
             import jieba
             import jieba.posseg
 
             jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict…" on stderr
             tokenizer = jieba.Tokenizer()
-            for word in sorted(self._places):
-                tokenizer.add_word(word, freq=None, tag="ns")
-            for word in sorted(self._compounds):
-                tokenizer.add_word(word, freq=None, tag="j")  # 成渝: a region pair, no party
-            for word in [*self._suffixes, *self._extra]:
-                if len(word) > 1:
-                    tokenizer.add_word(word, freq=None, tag="nt")
-            self._pos = jieba.posseg.POSTokenizer(tokenizer)
-        return self._pos
+            tags = dict(jieba.posseg.POSTokenizer(tokenizer).word_tag_tab)
+            for words, tag in ((sorted(self._places), "ns"),
+                               (sorted(self._compounds), "j"),  # 成渝: a pair, no party
+                               ([w for w in [*self._suffixes, *self._extra] if len(w) > 1], "nt")):
+                for word in words:
+                    tokenizer.add_word(word, freq=None, tag=tag)
+                    tags[word] = tag
+            self._jieba = (tokenizer, tags)
+        return self._jieba
+
+    def _tokens(self, sentence: str) -> list[tuple[str, str]]:
+        # Words by the tokenizer (its HMM finds unknown names such as 宇强), tags by the
+        # dictionary: posseg's own tagging HMM would cost most of the extraction time.
+        # A word the dictionary lacks is a number, punctuation, or taken as a name.
+        tokenizer, tags = self.tokenizer()
+        out = []
+        for word in tokenizer.lcut(sentence):
+            tag = tags.get(word)
+            if tag is None:
+                tag = "m" if word.isdigit() else "nz" if _NAME_CHARS.match(word) else "x"
+            out.append((word, tag))
+        return out
 
     def find(self, sentence: str) -> list[tuple[str, bool]]:
         """(party, is an organisation) in order of appearance; a party inside a longer
         one (遵义市 in 遵义市党政代表团) is left out."""
-        tokens = [(t.word, t.flag) for t in self.tokenizer().lcut(sentence)]
+        tokens = self._tokens(sentence)
         found: list[tuple[int, str, bool]] = []
         # Names inside a 《title》 are the document's, not parties of this sentence.
         taken: set[int] = set()
