@@ -266,8 +266,6 @@ class EventExtractor:
         self._joint = re.compile(_alternation(ev.joint)) if ev.joint else None
         self._scene = re.compile(_alternation(mk.scene)) if mk.scene else None
         self._parties = _PartyFinder(topic)
-        # region name -> its top-level city (a place's `regions` roll up like the tagger's)
-        self._order = {r.name: i for i, r in enumerate(topic.regions)}
 
     def extract(self, title_zh: str, text_zh: str, published_at: str | None) -> list[dict]:
         """Event dicts (every key of `cyz.record.Event`) of an article's simplified text."""
