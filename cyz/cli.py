@@ -250,6 +250,62 @@ def _index_is_empty() -> bool:
         engine.close()
 
 
+def _event_types(ctx, param, values: tuple[str, ...]) -> list[str]:
+    from cyz.timeline import event_type
+
+    try:
+        return [event_type(v) for v in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _event_filters(since, until, types, regions, party=None, planned=None):
+    from cyz.index.base import EventFilters
+
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}")
+    return EventFilters(since=since, until=until, types=list(types), regions=list(regions),
+                        party=party or None, planned=planned)
+
+
+@main.command()
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+              help="Events on or after this day (by the event's own date).")
+@click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Events on or before this day.")
+@click.option("--type", "types", multiple=True, callback=_event_types, metavar="T",
+              help="Only this type (repeatable): agreement 签约, visit 考察, project 项目, "
+                   "conference 会议, policy 政策, transport 交通, other 其他.")
+@click.option("--region", "regions", multiple=True, help="Events naming this place (repeatable: any).")
+@click.option("--party", metavar="TEXT", help="A party's name contains TEXT (e.g. 江北区).")
+@click.option("--planned/--done", "planned", default=None,
+              help="Only announced or intended events (--planned), or only done ones (--done).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1, max=10_000))
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"total", "events": [...]}, each event with its reports.')
+def events(since, until, types, regions, party, planned, limit, as_json) -> None:
+    """The timeline of cooperation events, newest first, grouped by month.
+
+    One event is one happening: every article that reported it (reprints, other
+    outlets' own reports) is listed under it, with the outlets and their count.
+
+    \b
+    Examples:
+      cyz events --since 2024-01-01 --type 签约
+      cyz events --region 遵义 --party 江北区 --json
+    """
+    from cyz.timeline import find_events, print_timeline
+
+    filters = _event_filters(since, until, types, regions, party, planned)
+    result = find_events(filters, limit=limit)
+    if as_json:
+        _print_json({"total": result.total, "events": result.events})
+        return
+    out.print(f"{result.total} cooperation event(s)")
+    if result.total == 0 and _index_is_empty():
+        out.print("the index is empty: run `cyz demo` (sample sites) or `cyz crawl` first")
+    print_timeline(result, out)
+
+
 @main.command()
 @click.argument("target", metavar="PATH_OR_URL")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
@@ -299,6 +355,18 @@ def extract(target, as_json, allow_private) -> None:
     out.print(f"[bold]{'regions':>12}[/bold]: {regions}")
     out.print(f"[bold]{'topics':>12}[/bold]: {', '.join(record['topics']) or '-'}"
               f"   relevance {record['relevance']}")
+    from cyz.timeline import TYPE_LABELS, amount, when
+
+    for n, event in enumerate(record["events"]):
+        planned = " (计划)" if event["planned"] else ""
+        money = amount(event)
+        label = f"{'events':>12}:" if n == 0 else " " * 13
+        out.print(f"[bold]{label}[/bold] "
+                  f"{escape(when(event))} {TYPE_LABELS[event['type']]}{planned} "
+                  f"{escape('、'.join(event['parties']) or '-')}"
+                  f"{' ' + escape(money) if money else ''}  "
+                  f"[dim]rule {escape(event['rule'])}: {escape(event['trigger'])}[/dim]")
+        out.print(f"{'':>14}{escape(event['sentence'])}", style="dim")
     out.print()
     out.print(record["text"], markup=False)
 
@@ -382,13 +450,19 @@ def index_init() -> None:
 @index_group.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def index_status(as_json) -> None:
-    """Show the engine, index versions and document counts, spool size, last flush."""
+    """Show the engine, index versions and document counts, spool size, last flush, and
+    how many records an older pipeline made (`stale`)."""
     from cyz.index import open_engine
+    from cyz.index.base import Filters
+    from cyz.record import PIPELINE_VERSION
 
     engine = open_engine()
     try:
         engine.init()
         status = {**engine.status(), "data_dir": str(paths.data_dir())}
+        if status.get("online", True):
+            status["pipeline_version"] = PIPELINE_VERSION
+            status["stale"] = engine.count(Filters(pipeline_below=PIPELINE_VERSION))
     finally:
         engine.close()
     if as_json:
@@ -401,6 +475,10 @@ def index_status(as_json) -> None:
                 out.print(f"{'':>14}{index}: {count} documents")
         else:
             out.print(f"{key:>12}: {value}")
+    if status.get("stale"):
+        out.print(f"{status['stale']} record(s) were made by an older pipeline: each crawl "
+                  "re-extracts up to CYZ_REEXTRACT_PER_RUN of them; `cyz reextract --stale` "
+                  "does them all now")
 
 
 @index_group.command("migrate")
@@ -430,12 +508,16 @@ def index_migrate(drop_old, wait) -> None:
 @main.command()
 @click.option("--source", "source_ids", multiple=True, metavar="ID",
               help="Only pages of this source (repeatable).")
+@click.option("--stale", is_flag=True,
+              help="Only records an older pipeline made (see `cyz index status`).")
 @click.option("--wait", is_flag=True, help=_WAIT_HELP)
-def reextract(source_ids, wait) -> None:
+def reextract(source_ids, stale, wait) -> None:
     """Re-run the per-page pipeline over the raw HTML archive, without fetching.
 
     Use it after the pipeline improved: every stored page is extracted again and its
-    record updated in place (same id, crawl dates kept).
+    record updated in place (same id, crawl dates kept; `updated_at` moves when the
+    record changed). Each crawl also re-extracts up to CYZ_REEXTRACT_PER_RUN (1000)
+    stale records of the sources it crawled; --stale finishes the job at once.
     """
     from cyz.exit_codes import ExitCode
     from cyz.lock import print_waiting
@@ -444,13 +526,26 @@ def reextract(source_ids, wait) -> None:
 
     sources = _load(None)
     try:
-        counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None, wait=wait,
+        counts = run(paths.data_dir(), sources, source_ids=list(source_ids) or None,
+                     stale_only=stale, progress=_count_printer("re-extracting"), wait=wait,
                      on_wait=print_waiting)
     except StorageError as exc:
         _fail(str(exc), ExitCode.NOT_STORED)
     out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed")
     if counts.get("storage_error"):
         _fail(counts["storage_error"], ExitCode.NOT_STORED)
+
+
+def _count_printer(what: str):
+    """`progress(done, total)`: a live line on a terminal, a line per 500 in logs."""
+    def show(done: int, total: int) -> None:
+        if err.is_terminal:
+            err.print(f"{what}: {done}/{total}", end="\n" if done >= total else "\r",
+                      markup=False)
+        elif done % 500 == 0 or done >= total:
+            err.print(f"{what}: {done}/{total}", markup=False)
+
+    return show
 
 
 @main.command()
@@ -500,7 +595,10 @@ def history(target, as_json) -> None:
               show_default=True, help="csv opens in Excel (UTF-8 with BOM).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this file instead of stdout.")
-def export(since, until, regions, sources, fmt, output) -> None:
+@click.option("--events", "events_only", is_flag=True,
+              help="Export cooperation events (one per happening, with its reports) instead "
+                   "of articles; --since/--until/--region then apply to the events.")
+def export(since, until, regions, sources, fmt, output, events_only) -> None:
     """Export records (newest first) as JSON lines or CSV.
 
     CSV cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR first)
@@ -514,13 +612,30 @@ def export(since, until, regions, sources, fmt, output) -> None:
     from cyz.index import open_engine
     from cyz.index.base import Filters
 
+    if events_only and sources:
+        raise click.BadParameter("--source applies to articles; events are exported by "
+                                 "--since/--until/--region")
     engine = open_engine()
     engine.init()
-    records = sorted(engine.iter_records(Filters(regions=list(regions), sources=list(sources),
-                                                 since=since, until=until)),
-                     key=lambda r: r.get("published_at") or "", reverse=True)
+    if events_only:
+        from functools import partial
+
+        from cyz.timeline import EXPORT_COLUMNS, export_rows
+
+        filters = _event_filters(since, until, (), regions)
+        records = list(engine.iter_events(filters))
+        records.sort(key=lambda e: e.get("date_from") or e.get("first_reported_at") or "",
+                     reverse=True)
+        if fmt == "csv":
+            records = list(export_rows(records))
+        csv_writer = partial(write_csv, columns=EXPORT_COLUMNS)
+    else:
+        records = sorted(engine.iter_records(Filters(regions=list(regions), sources=list(sources),
+                                                     since=since, until=until)),
+                         key=lambda r: r.get("published_at") or "", reverse=True)
+        csv_writer = write_csv
     engine.close()
-    writer = write_csv if fmt == "csv" else write_jsonl
+    writer = csv_writer if fmt == "csv" else write_jsonl
     try:
         if output:
             n = write_file(output, writer, records)
@@ -537,7 +652,7 @@ def export(since, until, regions, sources, fmt, output) -> None:
         _fail(f"{output or 'stdout'}: cannot write the export: {exc.strerror or exc}",
               ExitCode.NOT_STORED if full else ExitCode.ERROR)
     if output:
-        err.print(f"wrote {n} record(s) to {output}")
+        err.print(f"wrote {n} {'event' if events_only else 'record'}(s) to {output}")
 
 
 @main.group()

@@ -39,6 +39,8 @@ class RunSummary:
     storage_error: str | None = None  # the run's storage failure, in one line
     interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
     pages_received: int = 0  # list pages, feeds, sitemaps and article answers (200/304/404/410)
+    reextracted: int = 0  # stale records (an older pipeline's) brought up to date after the crawl
+    stale_left: int = 0  # stale records left for the next runs (or `cyz reextract --stale`)
     stats: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -112,6 +114,9 @@ class RunSummary:
             rows.append(("not stored", self.not_stored))
         if self.list_pages_capped:
             rows.append(("list pages capped", self.list_pages_capped))
+        if self.reextracted or self.stale_left:
+            rows += [("re-extracted (pipeline upgrade)", self.reextracted),
+                     ("stale, left for later runs", self.stale_left)]
         for label, value in rows:
             table.add_row(label, str(value))
         return table
@@ -121,7 +126,8 @@ class RunSummary:
                 "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
                 "list_pages_capped": self.list_pages_capped, "failed": self.failed,
-                "not_stored": self.not_stored, "interrupted": self.interrupted}
+                "not_stored": self.not_stored, "interrupted": self.interrupted,
+                "reextracted": self.reextracted, "stale_left": self.stale_left}
 
 
 def crawl(
@@ -168,4 +174,34 @@ def crawl(
         stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
                           host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
                           progress=progress, lock=lock)
-    return RunSummary.from_stats(stats)
+        summary = RunSummary.from_stats(stats)
+        if not (summary.interrupted or summary.storage_error or summary.not_stored):
+            _bring_stale_up_to_date(summary, sources, data_dir, engine)
+    return summary
+
+
+def _bring_stale_up_to_date(summary: RunSummary, sources: list[Source], data_dir: Path,
+                            engine: str | None) -> None:
+    """After a pipeline upgrade, re-extract a bounded number of the crawled sources'
+    stale records from the raw archive: a page that answers 304 every night would
+    otherwise keep what the old pipeline made of it for ever."""
+    import logging
+
+    from cyz.index.search_engine import EngineUnavailable
+    from cyz.reextract import reextract_locked
+    from cyz.settings import load_settings
+
+    per_run = load_settings().reextract_per_run
+    if not per_run:
+        return
+    try:
+        counts = reextract_locked(data_dir, sources, source_ids=[s.id for s in sources],
+                                  stale_only=True, limit=per_run, engine_name=engine)
+    except EngineUnavailable as exc:  # records are spooled this run; stale ones wait
+        logging.getLogger(__name__).info("stale records not re-extracted: %s", exc)
+        return
+    summary.reextracted = counts["reextracted"]
+    summary.stale_left = counts["stale_left"]
+    if counts.get("storage_error"):
+        summary.storage_error = counts["storage_error"]
+        summary.not_stored += counts["not_stored"]

@@ -45,18 +45,18 @@ def write_jsonl(records: Iterable[dict], out: TextIO) -> int:
     return n
 
 
-def write_csv(records: Iterable[dict], out: TextIO) -> int:
+def write_csv(records: Iterable[dict], out: TextIO, columns: list[str] = CSV_COLUMNS) -> int:
     """CSV that Excel opens correctly: UTF-8 with BOM, lists joined with ';'."""
     out.write("\ufeff")
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     n = 0
     for record in records:
         n += 1
         row = []
-        for column in CSV_COLUMNS:
+        for column in columns:
             value = record.get(column)
-            if column == "regions":
+            if column == "regions" and value and isinstance(value[0], dict):
                 value = ";".join(f"{r['name']}:{r['count']}" for r in value or [])
             elif isinstance(value, list):
                 value = ";".join(map(str, value))

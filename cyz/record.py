@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 # Bump when the per-page pipeline changes what it produces; `cyz reextract` and the
 # incremental crawl use it to decide which stored records are stale.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: cooperation events
 
 # The stored body text stops here (a 9 MB page once made a 3.2 M-character record);
 # `text_truncated` says so on the record.
@@ -125,8 +125,9 @@ class Article(BaseModel):
     text_zh: str = ""
     published_at: str | None = None
     crawled_at: str | None = None
-    # When the article's title or text last changed (the first crawl's `crawled_at` until
-    # it does); `version` counts those contents: 1 for a new article, +1 per change.
+    # When the record last changed: its title or text (the first crawl's `crawled_at`
+    # until they do), or what a newer pipeline derives from the page (`cyz reextract`);
+    # `version` counts the page's contents: 1 for a new article, +1 per edit.
     updated_at: str | None = None
     version: int = 1
     gone_at: str | None = None

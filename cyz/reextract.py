@@ -1,5 +1,9 @@
 """`cyz reextract`: run the current per-page pipeline over the raw HTML archive.
 
+After an upgrade that bumped `PIPELINE_VERSION`, stored records are *stale*: a re-crawl
+answered 304 never extracts them again. `cyz reextract --stale` (and each crawl, for a
+bounded number per run) brings just those up to date.
+
 It holds the data dir's lock (no crawl may write the same records meanwhile), writes
 in batches every few seconds like the crawl, confirms reprint placements with the
 records they belong to, and stops at the first storage failure with one message.
@@ -19,10 +23,11 @@ from pathlib import Path
 from cyz.config import Source
 from cyz.crawler.settings import BASE_SETTINGS
 from cyz.index import open_engine
+from cyz.index.base import Engine, Filters
 from cyz.lock import data_dir_lock
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
-from cyz.pipelines.page import build_record
+from cyz.pipelines.page import build_record, now_iso
 from cyz.pipelines.store import REPRINTS_FILE, RecordWriter, apply_placement
 from cyz.pipelines.workers import default_workers
 from cyz.storage import StorageError, reason_of, storing
@@ -31,6 +36,18 @@ log = logging.getLogger(__name__)
 
 # What the crawl knows about a record that re-extraction must not reset.
 _KEEP = ("crawled_at", "gone_at")
+# What the pipeline derives from a page: when any of it changes, the record's
+# `updated_at` moves, so later stages (alerts) see the article anew.
+_DERIVED = ("title", "text", "published_at", "origin", "author", "regions", "topics",
+            "relevance", "events", "event_types", "language", "script")
+
+
+def stale_ids(engine: Engine, source_ids: list[str] | None = None) -> list[str]:
+    """Ids of the records an older pipeline produced (of `source_ids`)."""
+    from cyz.record import PIPELINE_VERSION
+
+    filters = Filters(sources=list(source_ids or []), pipeline_below=PIPELINE_VERSION)
+    return sorted(r["id"] for r in engine.iter_records(filters))
 
 
 def _source_for(raw_source_id: str, configured: dict[str, Source], old: dict | None) -> Source | None:
@@ -63,27 +80,42 @@ def _in_flight(pool: ProcessPoolExecutor, pages: Iterator[RawPage], writer: Reco
 
 
 def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | None = None,
-              engine_name: str | None = None, progress: Callable[[int], None] | None = None,
+              stale_only: bool = False, limit: int | None = None,
+              engine_name: str | None = None, progress: Callable[[int, int], None] | None = None,
               wait: bool = False, on_wait: Callable[[dict], None] | None = None) -> dict:
-    """Re-run the pipeline on every archived page (of `source_ids`); returns counts:
-    `reextracted` (stored), `failed` (extraction errors) and, when the data dir could
-    not take the records, `not_stored` and `storage_error` (one line).
+    """Re-run the pipeline on every archived page (of `source_ids`; with `stale_only`
+    only pages whose record an older pipeline made, at most `limit` of them); returns
+    counts: `reextracted` (stored), `failed` (extraction errors), `stale_left` (stale
+    records not done), and, when the data dir could not take the records, `not_stored`
+    and `storage_error` (one line). `progress(done, total)` is called per page.
 
     Holds the data dir's lock: raises `DataDirLocked` while a crawl, re-extraction or
     migration runs, or waits for it with `wait` (calling `on_wait(holder)` once)."""
     with data_dir_lock(data_dir, "reextract", wait=wait, on_wait=on_wait):
-        return _reextract(data_dir, sources, source_ids, engine_name, progress)
+        return reextract_locked(data_dir, sources, source_ids=source_ids, stale_only=stale_only,
+                                limit=limit, engine_name=engine_name, progress=progress)
 
 
-def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | None,
-               engine_name: str | None, progress: Callable[[int], None] | None) -> dict:
+def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[str] | None = None,
+                     stale_only: bool = False, limit: int | None = None,
+                     engine_name: str | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> dict:
+    """`reextract` for a caller that holds the data dir's lock already (the crawl)."""
+    counts = {"reextracted": 0, "failed": 0, "not_stored": 0, "stale_left": 0}
     engine = open_engine(engine_name, data_dir)
     engine.init()
+    chosen: list[str] | None = None
+    if stale_only:
+        chosen = stale_ids(engine, source_ids)
+        counts["stale_left"] = max(0, len(chosen) - (limit if limit is not None else len(chosen)))
+        chosen = chosen[:limit] if limit is not None else chosen
+        if not chosen:  # the usual case: nothing to do, and no worker pool started for it
+            engine.close()
+            return counts
     with storing(data_dir):
         archive = RawArchive(data_dir)
         reprints = ReprintIndex(data_dir / REPRINTS_FILE)
         reprints.recover()  # placements of a killed run whose records were never stored
-    counts = {"reextracted": 0, "failed": 0, "not_stored": 0}
     waiting = [0]  # pages added since the last flush
 
     def flushed(records: list[dict]) -> None:
@@ -103,8 +135,13 @@ def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | No
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     done = 0
+    if chosen is None:
+        pages: Iterator[RawPage] = archive.iter_pages(source_ids)
+        total = archive.count(source_ids)
+    else:
+        pages = (page for i in chosen if (page := archive.get(i)) is not None)
+        total = len(chosen)
     try:
-        pages = archive.iter_pages(source_ids)
         for raw, old, future in _in_flight(pool, pages, writer, configured, 4 * default_workers()):
             try:
                 record = future.result()
@@ -119,13 +156,16 @@ def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | No
             with storing(data_dir):
                 placement = reprints.place(record["id"], record["text_zh"], record["published_at"])
             apply_placement(record, placement)
-            # Re-extraction is not an edit: the archive's version stands.
-            record["version"], record["updated_at"] = raw.version, raw.fetched_at
+            # Re-extraction is not an edit: the archive's version stands. The record did
+            # change, for what reads it, when the pipeline now derives something else.
+            record["version"] = raw.version
+            record["updated_at"] = (old.get("updated_at") or raw.fetched_at
+                                    if old and _same_output(old, record) else now_iso())
             waiting[0] += 1
             writer.add(record, placement.changed, replace(raw, text_hash=text_hash(record)))
             done += 1
             if progress:
-                progress(done)
+                progress(done, total)
         writer.flush()
         engine.refresh()
     except StorageError as exc:
@@ -141,3 +181,7 @@ def _reextract(data_dir: Path, sources: list[Source], source_ids: list[str] | No
         archive.close()
         reprints.close()
     return counts
+
+
+def _same_output(old: dict, new: dict) -> bool:
+    return all(old.get(key) == new.get(key) for key in _DERIVED)

@@ -53,6 +53,16 @@ def _count(value: str) -> int:
     return number
 
 
+def _per_run(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError("expected a whole number, 0 or more (0: never during a crawl)")
+    return number
+
+
 def _port(value: str) -> int:
     try:
         number = int(value.strip())
@@ -154,6 +164,10 @@ class Settings(BaseModel):
         "cyz", alias="CYZ_INDEX_PREFIX")
     crawl_at: Clock = Field(time(2, 0), alias="CYZ_CRAWL_AT")
     workers: Count | None = Field(None, alias="CYZ_WORKERS")  # None: one per core
+    # After a pipeline upgrade, each crawl re-extracts this many stale records from the
+    # raw archive (pages a 304 would otherwise never bring up to date).
+    reextract_per_run: Annotated[int, BeforeValidator(_per_run)] = Field(
+        1000, alias="CYZ_REEXTRACT_PER_RUN")
 
     es_url: Url | None = Field(None, alias="CYZ_ES_URL")
     es_api_key: SecretStr | None = Field(None, alias="CYZ_ES_API_KEY")

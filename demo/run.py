@@ -12,11 +12,13 @@ from cyz import paths
 from cyz.config import load_config
 from cyz.crawl import RunSummary, crawl
 from cyz.index import open_engine
-from cyz.index.base import Filters
+from cyz.index.base import EventFilters, Filters
 from cyz.lock import data_dir_lock
+from cyz.timeline import find_events, print_timeline
 
 DEMO_PREFIX = "demo-"
 SAMPLE_QUERIES = ["遵义 合作", '"成渝地区双城经济圈"', "遵義"]
+DEMO_EVENTS = 200  # the whole demo timeline, one line per event
 
 
 def demo_dir() -> Path:
@@ -57,9 +59,14 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
                 out.print(f"  • {(rec.get('published_at') or '')[:10]} {rec['title']} "
                           f"[dim]({rec['source_id']})[/dim]")
                 out.print(f"    {hit.snippet}", markup=False)
+        timeline = find_events(EventFilters(source_prefix=DEMO_PREFIX), limit=DEMO_EVENTS,
+                               engine=engine)
+        out.print(f"\n[bold]cyz events[/bold] → {timeline.total} cooperation event(s) in the demo")
+        print_timeline(timeline, out, compact=True)
     finally:
         engine.close()
-    out.print("\nTry: cyz search 遵义 签约 OR 协议 --region 重庆   ·   cyz demo --clean removes these records")
+    out.print("\nTry: cyz search 遵义 签约 OR 协议 --region 重庆   ·   cyz events --type 签约   ·   "
+              "cyz demo --clean removes these records")
     return summary
 
 

@@ -180,6 +180,14 @@ class RawArchive:
                 return
             after = rows[-1][0]
 
+    def count(self, source_ids: list[str] | None = None) -> int:
+        """How many articles (not versions) `iter_pages` would give."""
+        where, args = "", []
+        if source_ids:
+            where = f" WHERE source_id IN ({','.join('?' * len(source_ids))})"
+            args = list(source_ids)
+        return self.db.execute(f"SELECT count(DISTINCT id) FROM versions{where}", args).fetchone()[0]
+
     def delete(self, ids: list[str]) -> None:
         """Remove every version of these articles."""
         with self.db:
