@@ -35,7 +35,11 @@ from cyz.index.base import Engine, Filters, SearchRequest
 from cyz.index.query import parse
 from cyz.index.sqlite import SqliteEngine
 from cyz.pipelines.script import to_simplified, to_traditional
-from cyz.record import Article, article_id
+from cyz.record import Article, Event, article_id
+
+# Python puts bench/ first on sys.path, where bench/events.py would shadow the `events`
+# package opensearch-py imports; nothing here imports from bench/.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 BATCH = 500
 TARGET_RATE = 2000.0  # articles/s into OpenSearch
@@ -269,10 +273,13 @@ def generate(n: int, seed: int, corpus: Corpus | None = None) -> Iterator[dict]:
             regions=[{"name": r, "count": c} for r, c in draft.mentions.most_common()],
             topics=["cooperation"] if cooperative else [],
             relevance=round(random_(), 3) if cooperative else 0.0,
-            events=[{"type": choice(EVENT_TYPES), "date": when.date().isoformat(),
-                     "date_precision": "day", "parties": [], "places": [],
-                     "sentence": to_simplified(e) if hant else e} for e in events],
-            event_types=sorted({e for e in (choice(EVENT_TYPES) for _ in events)}),
+            events=(mentions := [Event(
+                type=choice(EVENT_TYPES), date=when.date().isoformat(), date_precision="day",
+                # the cities the story names: what happenings are merged on
+                parties=list(draft.mentions)[:2], places=list(draft.mentions)[:2],
+                regions=list(draft.mentions), sentence=to_simplified(e) if hant else e,
+            ).model_dump() for e in events]),
+            event_types=sorted({e["type"] for e in mentions}),
         ).model_dump()
         if corpus is not None:
             corpus.articles += 1

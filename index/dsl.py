@@ -186,19 +186,25 @@ def events_search_body(filters: EventFilters | None, limit: int, offset: int) ->
 
 
 def candidates_query(lookup: CandidateLookup) -> dict:
-    """The stored happenings a batch may touch (`cyz.index.events.CandidateLookup`)."""
+    """The stored happenings a batch may touch (`cyz.index.events.CandidateLookup`); one
+    bool per event type keeps the clause count low (engines refuse more than 1024)."""
     should: list[dict] = []
-    for w in lookup.dated:
-        should.append({"bool": {"filter": [
-            {"terms": {"type": [w.type]}},
-            {"range": {"date_from": {"lte": w.end.isoformat(), "format": "yyyy-MM-dd"}}},
-            {"range": {"date_to": {"gte": w.start.isoformat(), "format": "yyyy-MM-dd"}}},
-        ]}})
-    for w in lookup.reported:
-        should.append({"bool": {"filter": [
-            {"terms": {"type": [w.type]}},
-            {"range": {"first_reported_at": {"gte": _day_start(w.start), "lte": _day_end(w.end)}}},
-        ]}})
+    for kind in lookup.types():
+        windows: list[dict] = []
+        for w in (w for w in lookup.dated if w.type == kind):
+            windows.append({"bool": {"filter": [
+                {"range": {"date_from": {"lte": w.end.isoformat(), "format": "yyyy-MM-dd"}}},
+                {"range": {"date_to": {"gte": w.start.isoformat(), "format": "yyyy-MM-dd"}}},
+            ]}})
+        for w in (w for w in lookup.reported if w.type == kind):
+            windows.append(
+                {"range": {"first_reported_at": {"gte": _day_start(w.start), "lte": _day_end(w.end)}}})
+        for w in (w for w in lookup.reported_undated if w.type == kind):
+            windows.append({"bool": {**_UNDATED["bool"], "filter": [
+                {"range": {"first_reported_at": {"gte": _day_start(w.start), "lte": _day_end(w.end)}}},
+            ]}})
+        should.append({"bool": {"filter": [{"terms": {"type": [kind]}}], "should": windows,
+                                "minimum_should_match": 1}})
     if lookup.article_ids:
         should.append({"terms": {"reports.article_id": list(lookup.article_ids)}})
     if lookup.cluster_ids:

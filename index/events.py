@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from cyz.index.cjk import to_simplified
 from cyz.record import EVENT_TYPES, Happening
@@ -51,9 +51,10 @@ MIN_SIMILARITY = 0.3
 # A date range this short (in days) pins a happening down: the same parties on
 # overlapping precise dates are the same happening even when the wording differs.
 PRECISE_DAYS = 7
-# Candidate lookups merge their date windows down to this many per event type (a wider
-# window only fetches more candidates; the merge rules above still decide).
-MAX_WINDOWS_PER_TYPE = 24
+# Candidate lookups merge their date windows down to this many per event type and kind
+# (a wider window only fetches more candidates; the merge rules above still decide).
+# Bounded so that a search engine's query stays well under its 1024-clause limit.
+MAX_WINDOWS_PER_TYPE = 16
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -74,6 +75,7 @@ _DAY = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
 # -- dates -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)  # the same few dates recur across a batch's documents
 def _span(text: str | None) -> tuple[date, date] | None:
     """The first and last day an ISO day, month or year can mean."""
     match = _DAY.match(text or "")
@@ -102,6 +104,7 @@ def date_range(value: str | None, end: str | None = None) -> tuple[date, date] |
     return first[0], last[1] if last and last[1] >= first[0] else first[1]
 
 
+@lru_cache(maxsize=8192)
 def published_moment(value: str | None) -> datetime | None:
     """published_at as an aware datetime (naive times are Beijing time by the contract)."""
     if not value:
@@ -122,6 +125,7 @@ def shanghai_day(value: str | None) -> date | None:
 # -- text evidence -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65536)
 def _norm(name: str) -> str:
     return to_simplified(name).strip().lower()
 
@@ -276,11 +280,11 @@ def _dates_fit(m: Mention, group: list[Mention]) -> bool:
 
 def _pair_evidence(m: Mention, n: Mention) -> float | None:
     """How strongly two compatible mentions tell the same happening (None: no evidence)."""
-    sim = similarity(m, n)
     if _same_cluster(m, n):  # a reprint of the same story
-        return 2.0 + (sim or 0.0)
+        return 2.0 + (similarity(m, n) or 0.0)
     if not names_overlap(m.names, n.names):
         return None
+    sim = similarity(m, n)
     if m.key_bigrams and n.key_bigrams:
         # Two key phrases name what was signed or opened: they decide (交通合作协议 and
         # 旅游合作协议 signed the same day by the same cities are two happenings).
@@ -423,18 +427,18 @@ class _Groups:
 
     def join(self, group: _Group, mention: Mention) -> None:
         group.mentions.append(mention)
-        for key in self._keys(mention, reach=0):
+        for key in self.keys(mention, reach=0):
             bucket = self._index.setdefault(key, [])
             if not bucket or bucket[-1] is not group:
                 bucket.append(group)
 
     def near(self, mention: Mention) -> list[_Group]:
-        found = {id(g): g for key in self._keys(mention, reach=UNDATED_DAYS)
+        found = {id(g): g for key in self.keys(mention, reach=UNDATED_DAYS)
                  for g in self._index.get(key, ())}
         return sorted(found.values(), key=lambda g: g.position)
 
     @staticmethod
-    def _keys(m: Mention, reach: int) -> Iterator[tuple]:
+    def keys(m: Mention, reach: int) -> Iterator[tuple]:
         kind = (m.type, m.planned)
         if m.cluster_id:
             yield (*kind, "cluster", m.cluster_id)
@@ -538,25 +542,36 @@ class CandidateLookup:
     """The stored happenings a batch may touch, as every engine must find them: any of
 
     - `dated`: happenings of `type` whose [date_from, date_to] overlaps [start, end];
-    - `reported`: happenings of `type` first reported (Asia/Shanghai day) in [start, end];
+    - `reported`: happenings of `type` first reported (Asia/Shanghai day) in [start, end]
+      (for undated mentions: any happening reported near them);
+    - `reported_undated`: the same, of undated happenings only (for dated mentions);
     - `article_ids`: happenings holding a report of one of these articles;
     - `cluster_ids`: happenings holding a report of one of these reprint clusters.
+
+    Finding more is harmless (`touchable` and the merge rules decide); finding fewer
+    would split happenings.
     """
 
     dated: list[Window] = field(default_factory=list)
     reported: list[Window] = field(default_factory=list)
+    reported_undated: list[Window] = field(default_factory=list)
     article_ids: list[str] = field(default_factory=list)
     cluster_ids: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.dated or self.reported or self.article_ids or self.cluster_ids)
+        return not (self.dated or self.reported or self.reported_undated or self.article_ids
+                    or self.cluster_ids)
+
+    def types(self) -> list[str]:
+        return sorted({w.type for w in (*self.dated, *self.reported, *self.reported_undated)})
 
 
 def candidate_lookup(records: Iterable[dict], removed: Iterable[str] = ()) -> CandidateLookup:
     """What to fetch before planning `records` (and the deletion of `removed`)."""
     dated: dict[str, list[tuple[date, date]]] = {}
     reported: dict[str, list[tuple[date, date]]] = {}
+    reported_undated: dict[str, list[tuple[date, date]]] = {}
     article_ids: set[str] = set(removed)
     cluster_ids: set[str] = set()
     for record in records:
@@ -568,12 +583,14 @@ def candidate_lookup(records: Iterable[dict], removed: Iterable[str] = ()) -> Ca
                 dated.setdefault(m.type, []).append(m.days)
             day = m.published.astimezone(SHANGHAI).date() if m.published else None
             if day is not None:
-                # Undated happenings near this article: their first report up to a month
+                # Happenings reported near this article: their first report up to a month
                 # earlier (later reports of it may be nearer) or up to UNDATED_DAYS later.
-                reported.setdefault(m.type, []).append(
-                    (day - timedelta(days=2 * UNDATED_DAYS + 3), day + timedelta(days=UNDATED_DAYS)))
+                # A dated mention can join such a happening only when it is undated.
+                near = (day - timedelta(days=2 * UNDATED_DAYS + 3), day + timedelta(days=UNDATED_DAYS))
+                (reported_undated if m.days is not None else reported).setdefault(m.type, []).append(near)
     return CandidateLookup(
         dated=_windows(dated), reported=_windows(reported),
+        reported_undated=_windows(reported_undated),
         article_ids=sorted(article_ids), cluster_ids=sorted(cluster_ids),
     )
 
@@ -594,6 +611,65 @@ def _windows(spans: dict[str, list[tuple[date, date]]]) -> list[Window]:
             del merged[i + 1]
         out += [Window(kind, start, end) for start, end in merged]
     return out
+
+
+def touchable(records: Iterable[dict], candidates: Iterable[dict],
+              removed: Iterable[str] = ()) -> list[dict]:
+    """The candidates a plan of `records` (and `removed`) can change: those reporting one
+    of the articles, and those some new mention could join by type, planned, dates,
+    report times or cluster — necessary conditions of the merge rules, checked on the
+    stored documents before an engine fetches the articles they report."""
+    records = list(records)
+    gone = {r["id"] for r in records} | set(removed)
+    near: dict[tuple, list[Mention]] = {}  # the batch's mentions by the keys they reach
+    for record in records:
+        for m in mentions_of(record):
+            for key in _Groups.keys(m, UNDATED_DAYS):
+                near.setdefault(key, []).append(m)
+    out = []
+    for doc in candidates:
+        reports = doc.get("reports") or []
+        if any(r["article_id"] in gone for r in reports):
+            out.append(doc)
+            continue
+        mentions = {id(m): m for key in set(_doc_keys(doc)) for m in near.get(key, ())}
+        if any(_may_join(m, doc) for m in mentions.values()):
+            out.append(doc)
+    return out
+
+
+def _may_join(m: Mention, doc: dict) -> bool:
+    """Whether the merge rules could let `m` join the stored happening `doc` (its own
+    date range is its best mention's, which every dated mention of it overlaps)."""
+    if m.type != doc.get("type") or m.planned != bool(doc.get("planned")):
+        return False
+    reports = doc.get("reports") or []
+    if m.cluster_id and any(r.get("cluster_id") == m.cluster_id for r in reports):
+        return True
+    days = date_range(doc.get("date_from"), doc.get("date_to"))
+    if m.days is not None and days is not None:
+        return _overlap(m.days, days)
+    if m.published is None:
+        return False
+    reach = timedelta(days=UNDATED_DAYS)
+    return any((at := published_moment(r.get("published_at"))) is not None
+               and abs(at - m.published) <= reach for r in reports)
+
+
+def _doc_keys(doc: dict) -> Iterator[tuple]:
+    """A stored happening's keys in the `_Groups` index (from its own date range and
+    from its reports)."""
+    kind = (doc.get("type"), bool(doc.get("planned")))
+    days = date_range(doc.get("date_from"), doc.get("date_to"))
+    if days is not None:
+        for week in _weeks(*days):
+            yield (*kind, "date", week)
+    for report in doc.get("reports") or []:
+        if report.get("cluster_id"):
+            yield (*kind, "cluster", report["cluster_id"])
+        day = shanghai_day(report.get("published_at"))
+        if day is not None:
+            yield (*kind, "published", day.toordinal() // 7)
 
 
 def reported_articles(candidates: Iterable[dict], exclude: Iterable[str] = ()) -> list[str]:

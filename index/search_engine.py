@@ -39,6 +39,7 @@ from cyz.index.events import (
     candidate_lookup,
     plan,
     reported_articles,
+    touchable,
 )
 from cyz.index.mapping import (
     EVENTS_MAPPING_VERSION,
@@ -298,7 +299,7 @@ class SearchEngine(Engine):
         lookup = candidate_lookup(records, removed)
         if lookup.is_empty:
             return {}
-        candidates = self._candidates(dsl.candidates_query(lookup))
+        candidates = touchable(records, self._candidates(dsl.candidates_query(lookup)), removed)
         exclude = {r["id"] for r in records} | set(removed)
         reported = self._articles_by_id(reported_articles(candidates, exclude))
         changes = plan(records, candidates, reported, removed)

@@ -40,6 +40,7 @@ from cyz.index.events import (
     plan,
     reported_articles,
     shanghai_day,
+    touchable,
 )
 from cyz.index.query import Query, Term
 from cyz.record import validate_article
@@ -264,7 +265,7 @@ class SqliteEngine(Engine):
                        removed: list[str] = ()) -> None:
         """Re-plan the happenings the batch touches (inside the write's transaction)."""
         lookup = candidate_lookup(records, removed)
-        candidates = _candidates(db, lookup)
+        candidates = touchable(records, _candidates(db, lookup), removed)
         exclude = {r["id"] for r in records} | set(removed)
         reported = _articles_by_id(db, reported_articles(candidates, exclude))
         _apply(db, plan(records, candidates, reported, removed))
@@ -429,6 +430,9 @@ def _candidates(db: sqlite3.Connection, lookup: CandidateLookup) -> list[dict]:
         params += [w.type, w.end.isoformat(), w.start.isoformat()]
     for w in lookup.reported:
         clauses.append("(e.type = ? AND e.first_day BETWEEN ? AND ?)")
+        params += [w.type, w.start.isoformat(), w.end.isoformat()]
+    for w in lookup.reported_undated:
+        clauses.append("(e.type = ? AND e.first_day BETWEEN ? AND ? AND e.date_from IS NULL)")
         params += [w.type, w.start.isoformat(), w.end.isoformat()]
     for column, values in (("article_id", lookup.article_ids), ("cluster_id", lookup.cluster_ids)):
         if values:

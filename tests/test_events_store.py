@@ -597,3 +597,15 @@ def test_a_rejected_happening_parks_its_articles(tmp_path):
                                                                  if h["event_id"] != signing)
         assert fake.faults == []
         eng.close()
+
+
+def test_iter_events_pages_through_many_happenings(engine):
+    many = [article(f"m{i:04d}", f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T09:00:00+08:00",
+                    [event("visit", None if i % 5 == 0 else f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                           parties=(f"代表团{i:04d}",), places=(f"地点{i:04d}",), key=f"考察{i}号")])
+            for i in range(1203)]
+    engine.write(many)
+    engine.refresh()
+    seen = [h["event_id"] for h in engine.iter_events()]
+    assert len(seen) == len(set(seen)) == 1203 == engine.count_events()
+    assert seen == [h["event_id"] for h in engine.search_events(limit=2000).events]
