@@ -120,8 +120,9 @@ def test_dashboard_has_the_four_panels():
     for vis_id in ("cyz-vis-events-by-type",):
         assert view_of(BY_ID[("visualization", vis_id)])["attributes"]["title"] == mapping.EVENTS
     latest = BY_ID[("search", "cyz-search-latest-events")]["attributes"]
-    assert latest["columns"] == ["type", "date", "title", "parties", "places"]
-    assert latest["sort"] == [["date", "desc"]]
+    # One row per happening: what, when, who, the evidence and who reported it.
+    assert latest["columns"] == ["date", "type", "parties", "sentence", "outlets", "report_count"]
+    assert latest["sort"] == [["date_from", "desc"]]  # a day, also for month/year precision
 
 
 def test_data_views_have_chinese_labels():
