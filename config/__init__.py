@@ -302,6 +302,9 @@ class EventMarkers(_Strict):
     ignore: list[NonBlank] = Field(default_factory=list)
     approx: list[NonBlank] = Field(default_factory=list)
     scene: list[NonBlank] = Field(default_factory=list)
+    tally: list[NonBlank] = Field(default_factory=list)
+    tally_pattern: Regex | None = None
+    content: Regex | None = None
 
 
 class PartyRules(_Strict):
@@ -310,6 +313,8 @@ class PartyRules(_Strict):
     location_markers: list[NonBlank] = Field(default_factory=list)
     generic: list[NonBlank] = Field(default_factory=list)
     not_organisations: list[NonBlank] = Field(default_factory=list)
+    prepositions: list[NonBlank] = Field(default_factory=list)
+    source_verbs: list[NonBlank] = Field(default_factory=list)
 
 
 class EventRules(_Strict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -72,6 +73,13 @@ def _add(out: list[tuple[int, str]], text: str, start: int, end: int) -> None:
 
 
 _TITLES = re.compile(r"《[^》\n]*》")
+
+# The dateline of a wire or paper report: 新华社重庆12月5日电, 本报成都12月5日讯（记者 …）
+_DATELINE = re.compile(r"[^，。；\s\d]{0,8}(?:社|报|网|台|端)[^，。；\s\d]{0,8}\d{1,2}月\d{1,2}日[电讯]"
+                       r"(?:[（(][^）)]{0,30}[）)])?\s*")
+
+# A date right after these ends a tally (截至11月底), it dates no happening.
+_CUTOFFS = ("截至", "截止", "截至到")
 
 # Clause ends inside a sentence: what `needs`, markers and the key look at.
 _CLAUSE = re.compile(r"[，,：:]")
@@ -265,7 +273,12 @@ class EventExtractor:
         self._key_cut = re.compile(_alternation(ev.key_cut)) if ev.key_cut else None
         self._joint = re.compile(_alternation(ev.joint)) if ev.joint else None
         self._scene = re.compile(_alternation(mk.scene)) if mk.scene else None
-        self._parties = _PartyFinder(topic)
+        tally = [_alternation(mk.tally)] if mk.tally else []
+        if mk.tally_pattern:
+            tally.append(f"(?:{mk.tally_pattern})")
+        self._tally = re.compile("|".join(tally)) if tally else None
+        self._content = re.compile(mk.content) if mk.content else None
+        self._parties = _PartyFinder(topic, self._tagger)
 
     def extract(self, title_zh: str, text_zh: str, published_at: str | None) -> list[dict]:
         """Event dicts (every key of `cyz.record.Event`) of an article's simplified text."""
@@ -276,25 +289,34 @@ class EventExtractor:
                         if self._prefilter.search(sentence)
                         for event in self._sentence(sentence, article)]
                        for text in (title_zh, text_zh))
-        # 同日/会上/现场…: an undated mention happened when the event told just before it.
+        # 同日/会上/现场/大会期间…: an undated mention happened when the event that opened
+        # the scene did (the last one with a date of its own: a date found only after the
+        # trigger's clause is no scene's, and yields to the scene's). A plan is dated by a
+        # scene only when the scene is a plan too (消费季将于11月上旬启动。活动期间，将…).
         scene = None
         for event in body:
-            if event.pop("_scene") and not event["date"] and scene:
-                event.update(scene)
-            if event["date"]:
-                scene = {k: event[k] for k in ("date", "date_end", "date_precision")}
+            in_scene, weak = event.pop("_scene"), event.pop("_weak")
+            if in_scene and scene and event["planned"] <= scene["planned"] and (
+                    not event["date"] or weak):
+                event.update({k: scene[k] for k in ("date", "date_end", "date_precision")})
+            elif event["date"] and not weak:
+                scene = {k: event[k] for k in ("date", "date_end", "date_precision", "planned")}
         for event in title:
             event.pop("_scene")
-        events = _merge(body)
+            event.pop("_weak")
+        sides = self._parties.sides
+        events = _merge(body, sides)
         # A headline names the article's main event, which the body then tells: it joins
         # the body's first event of its type, and stands alone only when the body has none.
-        for event in _merge(title):
+        for event in _merge(title, sides):
             index = next((i for i, kept in enumerate(events) if kept["type"] == event["type"]
                           and _dates_agree(kept, event)), None)
             if index is None:
                 events.insert(0, event)
             else:
                 events[index] = _join(events[index], event)
+        for event in events:
+            event["parties"] = self._parties.tidy(event["parties"])
         return events
 
     def warm(self) -> None:
@@ -306,6 +328,9 @@ class EventExtractor:
     def _sentence(self, sentence: str, article: date | None) -> list[dict]:
         if self._exclude and self._exclude.search(sentence):
             return []
+        # 新华社重庆12月5日电: where and when the report was filed, not the event's.
+        dateline = _DATELINE.match(sentence)
+        told = sentence[dateline.end():] if dateline else sentence
         # Markers are looked for outside 《titles》 (…行动计划》 plans nothing) and outside
         # the words that only contain one (未来 negates nothing).
         masked = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
@@ -323,28 +348,54 @@ class EventExtractor:
                     break
         if not fired:
             return []
-        mentions = self._tagger.mentions(sentence)
+        content = bool(self._content and self._content.match(told))
+        mentions = self._tagger.mentions(told)
         places = _unique(place for _w, place, _names in mentions if place)
         regions = _unique(name for _w, _place, names in mentions for name in names)
         # Top-level regions named (a place counts as its city; 成渝 as both).
         tops = {names[-1] for _w, place, names in mentions if place} | {
             name for _w, place, names in mentions if not place for name in names}
         parties: list[tuple[str, bool]] | None = None  # jieba only once a rule fired
-        undated = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)  # not a 《title》's
+        # Dates: not a 《title》's, not the dateline's.
+        undated = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
+        if dateline:
+            undated = "\0" * dateline.end() + undated[dateline.end():]
         out = []
         for rule, match in fired.values():
             if rule.rule.cross_region and len(tops) < 2 and not (
                     self._joint and self._joint.search(sentence)):
                 continue
+            if self._tallied(masked, undated, match.start(), article):
+                continue  # 今年以来…签署合作协议41份: many events summed, none told
             if parties is None:
-                parties = self._parties.find(sentence)
+                parties = self._parties.find(told)
             if not (mentions or any(is_org for _name, is_org in parties)
                     or (self._evidence and self._evidence.search(sentence))
                     or (self._joint and self._joint.search(sentence))):
                 continue  # no place, no organisation, no cooperation word: not ours
-            out.append(self._event(rule, match, sentence, masked, article, undated,
-                                   [name for name, _is_org in parties], places, regions))
-        return out
+            event = self._event(rule, match, sentence, masked, article, undated,
+                                [name for name, _is_org in parties], places, regions)
+            if content and not event["date"]:
+                continue  # 按照协议，两地将…: what a document says, not a happening
+            out.append((match.start(), event))
+        # 发布了《倡议》，将联合举办…: an `other` event in the clause of a typed one, or a
+        # plan that goes on telling it, adds nothing to it.
+        typed = [_clause(sentence, pos) for pos, event in out if event["type"] != "other"]
+        return [event for pos, event in out if event["type"] != "other" or not typed
+                or not (event["planned"] or _clause(sentence, pos) in typed)]
+
+    def _tallied(self, masked: str, undated: str, pos: int, article: date | None) -> bool:
+        """Whether a tally word stands in the trigger's clause after it (论坛自2022年起每年
+        举办) or before it (今年以来, 累计, 先后签署…) with no date of its own between them
+        (累计完成投资约62%，预计2026年底建成通车 tells a plan); a plan is no tally."""
+        if not self._tally:
+            return False
+        _, end = _clause(masked, pos)
+        found = list(self._tally.finditer(masked, 0, end))
+        if not found or self._is_planned(masked, masked, pos):
+            return False
+        last = found[-1]
+        return last.end() > pos or not find_dates(undated[last.end():pos], article)
 
     def _fires(self, rule: _Rule, sentence: str, masked: str, match: re.Match) -> bool:
         start, end = _clause(sentence, match.start())
@@ -362,7 +413,10 @@ class EventExtractor:
                places: list[str], regions: list[str]) -> dict:
         typ = rule.rule.type
         planned = self._is_planned(sentence, masked, match.start())
-        when = _pick_date(find_dates(undated, article, ahead=planned), sentence, match.start())
+        # 截至11月底: the end of a tally, not the day of a happening
+        dates = [d for d in find_dates(undated, article, ahead=planned)
+                 if not undated.endswith(_CUTOFFS, 0, d.start)]
+        when = _pick_date(dates, sentence, match.start())
         if not planned and when and article and _later_month(when.first_day, article) \
                 and not self._done_before(sentence, masked, match.start()):
             planned = True  # a date still to come: announced, not done
@@ -392,6 +446,9 @@ class EventExtractor:
         out = event.model_dump()
         _, clause_end = _clause(sentence, match.start())
         out["_scene"] = bool(self._scene and self._scene.search(masked, 0, clause_end))
+        # A date found only after the trigger's clause (推介会上，…推出优惠政策：12月至次年2月)
+        # is weak: it does not open a scene, and a scene's date wins over it.
+        out["_weak"] = bool(when and when.start >= clause_end)
         return out
 
     def _is_planned(self, sentence: str, masked: str, pos: int) -> bool:
@@ -500,13 +557,16 @@ class _PartyFinder:
     act (遵义市 与 重庆市江北区 签署…), on the words of a private jieba tokenizer whose
     dictionary knows every gazetteer name and the suffixes."""
 
-    def __init__(self, topic: TopicFile):
+    def __init__(self, topic: TopicFile, tagger: Tagger):
         rules = topic.events.parties
+        self._tagger = tagger
         self._suffixes = sorted(set(rules.suffixes), key=len, reverse=True)
         self._location = set(rules.location_markers)
         self._generic = set(rules.generic)
         self._not_org = set(rules.not_organisations)
         self._extra = list(rules.words)
+        self._prepositions = tuple(rules.prepositions)
+        self._sources = set(rules.source_verbs)
         self._places: set[str] = set()
         for region in topic.regions:
             self._places.update([region.name, *region.aliases])
@@ -560,20 +620,33 @@ class _PartyFinder:
             depth += word.count("《") - word.count("》")
             if depth > 0 or "》" in word:
                 taken.add(i)
+        words = self.tokenizer()[1]
         for j, (word, flag) in enumerate(tokens):
             suffix = None if j in taken else self._suffix(word, flag)
             if not suffix:
                 continue
             k = j
+            head = ""  # 从市 glued by jieba: the name starts after the preposition
             while k > 0 and j - k < 8 and self._name_like(*tokens[k - 1]):
+                word_before = tokens[k - 1][0]
+                if word_before not in words and word_before.startswith(self._prepositions):
+                    head = word_before
+                    break
                 k -= 1
-            while k < j and (tokens[k][0] in self._generic or tokens[k][0] in self._location):
+            while not head and k < j and (tokens[k][0] in self._generic
+                                          or tokens[k][0] in self._location):
                 k += 1
-            name = "".join(w for w, _f in tokens[k:j + 1])
+            name = head[1:] + "".join(w for w, _f in tokens[k:j + 1])
             if len(name) - len(suffix) < 2 or len(name) > 40:
                 continue  # 商协会, 该局: no name before the suffix
-            found.append((k, name, True))
-            taken.update(range(k, j + 1))
+            start = k - 1 if head else k
+            taken.update(range(start, j + 1))
+            # 记者从市商务局获悉, 据市商务局介绍: who told the news, not who took part
+            preposition = head[:1] if head else tokens[k - 1][0] if k > 0 else ""
+            if preposition in ("从", "据") and any(
+                    w in self._sources for w, _f in tokens[j + 1:j + 3]):
+                continue
+            found.append((start, name, True))
         j = 0
         where = False  # inside a list of places after 在/赴 (赴成都市双流区、四川天府新区)
         while j < len(tokens):
@@ -596,8 +669,58 @@ class _PartyFinder:
             j = k + 1
         found.sort()
         names = list(dict.fromkeys((name, org) for _k, name, org in found))
-        return [(name, org) for name, org in names
-                if not any(name != other and name in other for other, _o in names)]
+        kept = set(self.tidy([name for name, _org in names]))
+        return [(name, org) for name, org in names if name in kept]
+
+    # -- one party, many written forms --
+
+    def _entries(self, name: str) -> list[str] | None:
+        """The gazetteer entries `name` is written with from its start (重庆市江北区 →
+        [重庆, 江北区]); None when it does not start with one."""
+        out, at = [], 0
+        for surface, place, _names in self._tagger.mentions(name):
+            if not name.startswith(surface, at) or place is None:
+                break
+            out.append(place)
+            at += len(surface)
+        if not out:
+            return None
+        return out if at == len(name) else [*out, None]
+
+    def place_of(self, name: str) -> str | None:
+        """The gazetteer entry a place party names (重庆江津区 and 重庆市江津区: 江津区;
+        贵州省遵义市: 遵义), None for an organisation."""
+        places = self._entries(name)
+        return places[-1] if places and places[-1] is not None else None
+
+    def side(self, name: str) -> str:
+        """Who a party stands for: its place, or the place its name starts with
+        (遵义市党政代表团: 遵义), or the name itself."""
+        places = self._entries(name)
+        if not places:
+            return name
+        known = [p for p in places if p is not None]
+        return known[-1] if known else name
+
+    def sides(self, parties: list[str]) -> frozenset[str]:
+        return frozenset(self.side(name) for name in parties)
+
+    def tidy(self, parties: list[str]) -> list[str]:
+        """One written form per party: the forms of one gazetteer entry (遵义, 遵义市,
+        贵州省遵义市) become the most complete one, in the place of the first; a name
+        inside a longer one goes (遵义市 in 遵义市党政代表团) unless both are places of
+        different entries (遵义市 and 贵州省遵义市汇川区 are two parties)."""
+        if len(parties) < 2:
+            return list(parties)
+        entry = {name: self.place_of(name) for name in parties}
+        best: dict[str, str] = {}
+        for name, place in entry.items():
+            if place and len(name) > len(best.get(place, "")):
+                best[place] = name
+        out = _unique(best[entry[name]] if entry[name] else name for name in parties)
+        return [name for name in out if not any(
+            name != other and name in other and not (entry[name] and entry.get(other))
+            for other in out)]
 
     def _suffix(self, word: str, flag: str) -> str | None:
         if word in self._not_org or flag.startswith(("v", "a", "d")):
@@ -659,6 +782,16 @@ def _parties_agree(a: list[str], b: list[str]) -> bool:
     return any(x in y or y in x for x in a for y in b)
 
 
+Sides = Callable[[list[str]], frozenset]
+
+
+def _sides_differ(a: dict, b: dict, sides: Sides) -> bool:
+    """Two agreements signed by different sides: neither's parties are among the other's
+    (遵义市与江北区 and 遵义市与永川区 both sign a 合作协议)."""
+    x, y = sides(a["parties"]), sides(b["parties"])
+    return bool(x and y and not (x <= y or y <= x))
+
+
 def _figures_differ(a: dict, b: dict) -> bool:
     """Two different sums or counts: two different happenings (730亿元 and 14.5亿元)."""
     x, y = a["amount_yuan"], b["amount_yuan"]
@@ -667,9 +800,17 @@ def _figures_differ(a: dict, b: dict) -> bool:
     return bool(a["count"] and b["count"] and a["count"] != b["count"])
 
 
-def _same(kept: dict, new: dict) -> bool:
+def _same(kept: dict, new: dict, sides: Sides) -> bool:
     if kept["type"] != new["type"] or not _dates_agree(kept, new) or _figures_differ(kept, new):
         return False
+    if kept["type"] == "agreement":
+        if _sides_differ(kept, new, sides):
+            return False
+        if bool(kept["key"]) != bool(new["key"]):
+            # 签署协议 … 4家企业与汇川区签订入园协议: a named agreement is the unnamed one
+            # told before only when the same sides sign it
+            x, y = sides(kept["parties"]), sides(new["parties"])
+            return bool(x) and x == y
     if kept["key"] and new["key"]:
         return _keys_agree(kept["key"], new["key"])
     # A year (今年以来…) is a summary, not the day's happening, unless the keys say so.
@@ -681,10 +822,12 @@ def _same(kept: dict, new: dict) -> bool:
     return bool(set(kept["places"]) & set(new["places"]))
 
 
-def _follows(kept: dict, detail: dict) -> bool:
+def _follows(kept: dict, detail: dict, sides: Sides) -> bool:
     """Whether a keyless mention can go on telling `kept`: nothing in it disagrees
     (another date, another sum, another named party)."""
     if not _dates_agree(kept, detail) or _figures_differ(kept, detail):
+        return False
+    if kept["type"] == "agreement" and _sides_differ(kept, detail, sides):
         return False
     return not (kept["parties"] and detail["parties"]
                 and not _parties_agree(kept["parties"], detail["parties"]))
@@ -704,17 +847,17 @@ def _described(event: dict) -> tuple:
             len(event["parties"]), len(event["places"]))
 
 
-def _merge(events: list[dict]) -> list[dict]:
+def _merge(events: list[dict], sides: Sides) -> list[dict]:
     """One event per happening: a later mention that agrees with an earlier one in type,
     date and key or parties joins it; the better-described mention (a date first) stays,
     filled in from the other."""
     merged: list[dict] = []
     for event in events:
-        index = next((i for i, kept in enumerate(merged) if _same(kept, event)), None)
+        index = next((i for i, kept in enumerate(merged) if _same(kept, event, sides)), None)
         if index is None and _detail(event):
             index = next((i for i in range(len(merged) - 1, -1, -1)
                           if merged[i]["type"] == event["type"]), None)
-            if index is not None and not _follows(merged[index], event):
+            if index is not None and not _follows(merged[index], event, sides):
                 index = None
         if index is None:
             merged.append(event)

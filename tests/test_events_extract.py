@@ -341,3 +341,182 @@ def test_tag_record_fills_events_and_relevance_counts_them():
                           "published_at": "2024-03-18T08:00:00+08:00"})
     assert passing["events"] == [] and passing["event_types"] == []
     assert 0 <= passing["relevance"] < coop["relevance"] <= 1
+
+
+# -- what an analyst would call wrong in a timeline ------------------------------------
+
+
+@pytest.mark.parametrize(("title", "text", "parties"), [
+    # the same gazetteer entry, with or without the province or city, or its alias: one
+    # party, in its most complete written form
+    ("遵义与江北区签署合作协议", "12月4日，贵州省遵义市与重庆市江北区签署全面深化合作框架协议。",
+     ["贵州省遵义市", "重庆市江北区"]),
+    ("湄潭与渝北签署茶产业合作协议",
+     "今年8月，湄潭县与重庆市渝北区签署茶产业合作协议，渝北区将为湄潭茶企提供展销区。",
+     ["湄潭县", "重庆市渝北区"]),
+    ("", "11月20日，赤水市与重庆江津区签署文旅生态协作协议。"
+         "签署的协议明确，赤水市与重庆市江津区将共同打造跨省旅游线路。",
+     ["赤水市", "重庆市江津区"]),
+    # a city and one of its districts are two parties
+    ("", "12月4日，遵义市与汇川区、重庆市江北区签署三方合作协议。",
+     ["遵义市", "汇川区", "重庆市江北区"]),
+    ("遵义与江北区签署合作协议", "11月4日，遵义市、汇川区与重庆市江北区签署三方合作协议。",
+     ["遵义市", "汇川区", "重庆市江北区"]),
+])
+def test_one_place_is_one_party(title, text, parties):
+    found = [e for e in extract_events(title, text, "2024-11-27T10:00:00+08:00")
+             if e["type"] == "agreement"]
+    assert len(found) == 1, found
+    assert found[0]["parties"] == parties
+
+
+@pytest.mark.parametrize(("text", "parties"), [
+    ("11月20日，遵义市商务局同重庆市商务委员会签署商贸合作备忘录。",
+     ["遵义市商务局", "重庆市商务委员会"]),
+    ("11月20日，市教育局与重庆市永川区教委签署职业教育合作协议。", ["市教育局", "重庆市永川区教委"]),
+    # who told the news is no party (记者从…获悉, 据…介绍)
+    ("据市商务局介绍，11月20日，遵义市与重庆市渝北区签署商贸合作协议。", ["遵义市", "重庆市渝北区"]),
+    ("记者从市交通运输局了解到，11月20日，遵义市与重庆市綦江区签署交通合作协议。",
+     ["遵义市", "重庆市綦江区"]),
+])
+def test_prepositions_and_sources_are_not_parties(text, parties):
+    assert one(text, type_="agreement")["parties"] == parties
+
+
+def test_a_glued_preposition_leaves_the_name():
+    event = one("记者近日从市交通运输局了解到，遵义至重庆的城际公交已于11月20日开通。")
+    assert not any(p.startswith(("从", "记者")) for p in event["parties"])
+
+
+def test_mentions_under_a_lead_dated_scene_take_its_date():
+    found = extract_events(
+        "", "本报讯 11月4日，2024成渝遵农业协作大会在遵义市开幕。\n"
+            "会议期间，遵义市与重庆市綦江区签署农产品供销协议。大会还发布了《成渝遵农业协作倡议》。\n"
+            "大会还举办了产销对接活动，现场签约项目8个，签约金额12亿元。",
+        "2024-11-05T10:00:00+08:00")
+    assert {e["type"] for e in found} >= {"conference", "agreement", "policy", "project"}
+    assert all(e["date"] == "2024-11-04" for e in found), [(e["type"], e["date"]) for e in found]
+    conference = next(e for e in found if e["rule"] == "conference" and "大会" in e["key"])
+    assert conference["key"] == "2024成渝遵农业协作大会"
+
+
+@pytest.mark.parametrize("text", [
+    "11月4日，成渝遵职工代表大会在遵义市开幕。",
+    "11月4日，遵义市表彰大会在遵义举行。",
+])
+def test_a_daihui_of_no_cooperation_is_no_conference(text):
+    assert events(text, "2024-11-05T10:00:00+08:00") == []
+
+
+def test_a_date_found_after_the_clause_yields_to_the_scene():
+    found = extract_events(
+        "", "12月13日，2024川渝黔文化旅游推介会在重庆举行。\n"
+            "推介会上，遵义市推出冬季旅游优惠政策：12月至次年2月免费游览。\n"
+            "推介会现场，三地28家旅游企业签订了客源互送协议。",
+        "2024-12-14T10:00:00+08:00")
+    assert [(e["type"], e["date"]) for e in found] == [
+        ("conference", "2024-12-13"), ("agreement", "2024-12-13")]
+
+
+def test_a_plan_keeps_its_own_date_under_a_scene():
+    found = extract_events(
+        "", "11月26日，第三届成渝遵协同发展论坛在汇川区开幕。\n"
+            "会上，三地商定将在明年联合举办川渝美食周，由成都、重庆、遵义轮流承办。",
+        "2024-11-27T10:00:00+08:00")
+    plan = next(e for e in found if e["type"] == "other")
+    assert plan["planned"] is True and plan["date"] == "2025"
+
+
+@pytest.mark.parametrize("text", [
+    "今年以来，遵义市已与川渝两地12个区县签署合作协议。",
+    "遵义市今年以来与川渝区县签订合作协议41份，渝贵铁路加密开行城际列车。",
+    "截至目前，桐梓县已签约成渝地区项目19个，总投资56亿元。",
+    "近年来，正安县与重庆多家企业签订长期供货协议。",
+    "遵义市累计与成都签订合作协议15份。",
+    "仁怀市先后与重庆市永川区、江津区签署合作协议。",
+    "今年以来，播州区共赴成渝地区开展招商活动26批次，签约项目19个。",
+    "双流区已开通多条至遵义的货运航线。",
+    "成渝遵协同发展论坛自2022年起每年举办一届，由三地轮流承办。",
+])
+def test_a_tally_is_no_happening(text):
+    assert events(text) == []
+
+
+@pytest.mark.parametrize(("text", "type_", "date"), [
+    # one trip, many stops
+    ("11月4日，代表团一行先后考察了重庆市江北区的观音桥商圈和江北嘴金融城，遵义市代表团还赴渝北区考察。",
+     "visit", "2024-11-04"),
+    # a day of its own after the tally word
+    ("今年以来，两地合作不断深化，11月4日，遵义市与重庆市签署全面合作协议。", "agreement",
+     "2024-11-04"),
+    # a plan after a tally
+    ("兰海高速公路遵义至重庆段全线累计完成投资约62%，预计2026年底建成通车。", "transport", "2026"),
+    # 以来 after the happening: the opening is told
+    ("自4月16日首列遵义至重庆的铁海联运班列开行以来，遵义已陆续开行了13列班列。", "transport",
+     "2024-04-16"),
+])
+def test_a_tally_word_beside_a_happening_keeps_it(text, type_, date):
+    assert one(text, type_=type_)["date"] == date
+
+
+def test_a_cutoff_dates_no_happening():
+    found = extract_events("", "成渝汽车产业供需对接平台正式上线，"
+                               "截至11月底，已有近50家企业在该平台上发布信息。",
+                           "2020-12-14T10:00:00+08:00")
+    assert [(e["type"], e["date"]) for e in found] == [("other", None)]
+
+
+def test_an_other_event_repeating_a_typed_one_goes():
+    found = extract_events(
+        "", "11月26日，成渝遵商贸论坛在汇川区开幕。\n"
+            "论坛期间，三地商务部门共同发布了《成渝遵商贸流通协作倡议》，将联合举办消费促进活动，"
+            "推动商贸企业互设门店、互认会员。", "2024-11-27T10:00:00+08:00")
+    assert sorted(e["type"] for e in found) == ["conference", "policy"]
+    # a platform set up beside a signing is a happening of its own
+    both = events("11月20日，遵义市与成都市签署合作协议，并共同成立成遵产业联盟。")
+    assert sorted(e["type"] for e in both) == ["agreement", "other"]
+
+
+@pytest.mark.parametrize("text", [
+    "按照协议，两地将互认旅游景区优惠政策，持一地景区年卡可在另一地享受门票优惠。",
+    "《方案》还明确，建立市级领导联系成渝重点区县制度，成立遵义融入成渝工作专班。",
+    "根据初步方案，遵义与成都将在人才创新中心实现职称评审两地互认。",
+])
+def test_what_a_document_says_is_no_happening(text):
+    assert events(text) == []
+
+
+def test_a_later_different_agreement_is_not_absorbed():
+    found = extract_events(
+        "", "12月17日，重庆市永川区与贵州省遵义市汇川区签署协议，两地将共建数字经济产业园。\n"
+            "签约现场，4家永川区企业与汇川区签订入园协议，计划总投资6.5亿元。",
+        "2024-12-18T10:00:00+08:00")
+    agreements = [e for e in found if e["type"] == "agreement"]
+    assert [(e["key"], e["date"]) for e in agreements] == [
+        ("", "2024-12-17"), ("入园协议", "2024-12-17")]
+    assert agreements[0]["parties"] == ["重庆市永川区", "贵州省遵义市汇川区"]
+
+
+def test_agreements_of_different_sides_stay_apart():
+    found = extract_events("", "12月4日，遵义市与重庆市江北区签署合作协议。\n"
+                               "同日，遵义市与重庆市渝北区签署合作协议。",
+                           "2024-12-05T10:00:00+08:00")
+    assert [e["parties"] for e in found if e["type"] == "agreement"] == [
+        ["遵义市", "重庆市江北区"], ["遵义市", "重庆市渝北区"]]
+
+
+def test_a_dateline_is_neither_date_nor_party():
+    policy = one("新华社成都12月16日电 记者从四川省发展改革委获悉，川渝两省市发展改革部门近日联合印发"
+                 "《川渝毗邻地区合作平台建设提质增效方案》。", "2024-12-16T18:00:00+08:00")
+    assert policy["date"] is None and policy["parties"] == []
+    signed = one("新华社重庆12月5日电 贵州省遵义市与重庆市江北区4日在重庆签署全面深化合作框架协议。",
+                 "2024-12-05T18:00:00+08:00")
+    assert signed["date"] == "2024-12-04"
+    assert signed["parties"] == ["贵州省遵义市", "重庆市江北区"]
+
+
+def test_a_breakdown_of_signed_projects_is_no_new_project():
+    found = extract_events("", "11月12日，2024成渝地区双城经济圈投资推介会在重庆举行，遵义市现场签约项目23个，"
+                               "签约金额136.8亿元。\n签约项目中，工业项目15个，服务业项目6个。",
+                           "2024-11-13T10:00:00+08:00")
+    assert [e["count"] for e in found if e["type"] == "project"] == [23]

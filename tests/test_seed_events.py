@@ -61,9 +61,10 @@ def test_seed_000_zunyi_bridgehead():
     assert fair["key"] == "2024渝遵工业产业供需对接会"
     # the 2021 plan stays in 2021
     assert find(record, "policy")["date"] == "2021-10"
-    # 100多个 projects signed this year: a count, not money
-    signed = find(record, "project", count=100)
-    assert signed["amount_yuan"] is None and signed["date"] == "2024"
+    # 今年以来…累计…新签约引进投资项目100多个: a tally of the year, no happening (nor does
+    # it lend its 33个 or its key to the 1.3亿元 project told before)
+    assert not any(e["count"] in (33, 100) for e in record["events"])
+    assert not any("今年以来" in e["sentence"] for e in record["events"])
     assert not any(e["planned"] for e in record["events"])
     assert record["relevance"] >= 0.9
 
@@ -143,8 +144,10 @@ def test_demo_reports_of_the_same_agreement_agree():
     gov = find(demo(GOV + "202412/t20241205_8812345.html"), "agreement")
     huaxia_page = demo(HUAXIA + "20241205/78e8b4d9b9034fc9d4ca78bd05601a76/c.html")
     huaxia = find(huaxia_page, "agreement", date="2024-12-04")
-    # 今年以来…签署合作协议: this year's tally, another event
-    assert find(huaxia_page, "agreement", date="2024")["planned"] is False
+    # 今年以来遵义已与川渝两地多个区县签署合作协议: a tally of the year, no event
+    assert [e["date"] for e in huaxia_page["events"] if e["type"] == "agreement"] == ["2024-12-04"]
+    # the same place written twice (贵州省遵义市 … 遵义) is one party
+    assert huaxia["parties"] == ["贵州省遵义市", "重庆市江北区"]
     assert gov["date"] == huaxia["date"] and gov["type"] == huaxia["type"]
     assert set(huaxia["regions"]) >= {"遵义", "重庆", "江北区"}
     assert huaxia["key"] == "全面深化合作框架协议"
@@ -187,3 +190,46 @@ def test_demo_off_topic_pages_have_no_events(page):
     record = demo(page)
     assert record["events"] == [] and record["event_types"] == []
     assert record["relevance"] < 0.5
+
+
+QIANXIN = "news.qianxin-demo.com.cn/cyjj/"
+
+
+def test_demo_conference_scene_dates_what_happened_there():
+    record = demo(QIANXIN + "2024-11/05/content_5460.htm")
+    fair = find(record, "conference", key="2024赤水河流域酱香白酒产业发展大会")
+    assert fair["date"] == "2024-11-04"
+    # 大会发布了…, 大会期间…签订…, 现场签约项目16个: the day the 大会 opened
+    assert find(record, "policy")["date"] == "2024-11-04"
+    assert find(record, "agreement")["date"] == "2024-11-04"
+    assert find(record, "project", count=16)["date"] == "2024-11-04"
+    assert all(e["date"] for e in record["events"])
+
+
+def test_demo_park_entry_agreement_is_not_the_framework_one():
+    record = demo(HUAXIA + "20241218/4ead580792587090d39a1280520ea4b1/c.html")
+    lead = find(record, "agreement", key="")
+    assert lead["parties"] == ["重庆市永川区", "贵州省遵义市汇川区"] and lead["date"] == "2024-12-17"
+    entry = find(record, "agreement", key="入园协议")
+    assert entry["date"] == "2024-12-17" and entry["amount_yuan"] == 650000000.0
+
+
+def test_demo_forum_initiative_is_one_event_and_the_yearly_forum_none():
+    record = demo(GOV + "202411/t20241126_8809874.html")
+    assert find(record, "policy")["date"] == "2024-11-26"
+    assert not any(e["type"] == "other" for e in record["events"])
+    # 自2022年起每年举办一届: a habit, not a 2022 conference
+    assert [e["date"] for e in record["events"] if e["type"] == "conference"] == [
+        "2024-11-26", "2025"]
+
+
+def test_demo_tallies_and_document_content_make_no_events():
+    for page in (GOV + "202411/t20241101_8803166.html", GOV + "202411/t20241122_8808702.html",
+                 GOV + "202411/t20241128_8810231.html", QIANXIN + "2024-11/22/content_5509.htm",
+                 HUAXIA + "20241211/c8a32f9b62b3d203af0c688d87fa51e2/c.html"):
+        record = demo(page)
+        assert not any(e["date_precision"] == "year" and not e["planned"]
+                       for e in record["events"]), page
+    for page in (GOV + "202411/t20241120_8807955.html", GOV + "202411/t20241129_8810566.html",
+                 GOV + "202411/t20241106_8804412.html"):
+        assert not any(e["type"] == "other" for e in demo(page)["events"]), page
