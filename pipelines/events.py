@@ -661,8 +661,9 @@ class _PartyFinder:
                 k += 1  # 重庆市 江北区: one party
             after, after_flag = tokens[k + 1] if k + 1 < len(tokens) else ("", "x")
             # After 在/赴/于 a place is where, not who; before a noun, a number, 的 or 至 it
-            # is a modifier or a route's end (遵义企业, 重庆一家企业, 遵义至重庆段).
-            modifier = (after_flag.startswith(("n", "j")) or after in ("的", "至", "到")
+            # is a modifier or a route's end (遵义企业, 重庆一家企业, 遵义至重庆段); before
+            # 是 it is described (遵义是贵州对接成渝的桥头堡).
+            modifier = (after_flag.startswith(("n", "j")) or after in ("的", "至", "到", "是")
                         or after_flag.startswith("m") and not after.isdigit())
             if not where and not modifier:
                 found.append((j, "".join(w for w, _f in tokens[j:k + 1]), False))

@@ -520,3 +520,9 @@ def test_a_breakdown_of_signed_projects_is_no_new_project():
                                "签约金额136.8亿元。\n签约项目中，工业项目15个，服务业项目6个。",
                            "2024-11-13T10:00:00+08:00")
     assert [e["count"] for e in found if e["type"] == "project"] == [23]
+
+
+def test_a_place_described_is_no_party():
+    event = one("省发展改革委有关负责人表示，遵义是贵州对接成渝地区的桥头堡，"
+                "出台《若干措施》旨在带动黔北地区高质量发展。")
+    assert event["type"] == "policy" and "遵义" not in event["parties"]
