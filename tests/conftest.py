@@ -40,3 +40,25 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("CYZ_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture(params=["sqlite", "opensearch"])
+def engine(request, tmp_path: Path):
+    """An empty index on each engine: SQLite in tmp_path, and the OpenSearch node under a
+    private prefix (dropped afterwards)."""
+    from test_engines import drop_prefix, opensearch_engine
+
+    from cyz.index.sqlite import SqliteEngine
+
+    if request.param == "sqlite":
+        eng = SqliteEngine(tmp_path / "index.sqlite3")
+        eng.init()
+        yield eng
+        eng.close()
+        return
+    url = request.getfixturevalue("opensearch_url")
+    eng, prefix = opensearch_engine(url, tmp_path)
+    eng.init()
+    yield eng
+    eng.close()
+    drop_prefix(url, prefix)

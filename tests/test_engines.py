@@ -16,7 +16,6 @@ from cyz.index.mapping import article_template
 from cyz.index.opensearch import OpenSearchClient
 from cyz.index.query import parse
 from cyz.index.search_engine import SearchEngine
-from cyz.index.sqlite import SqliteEngine
 from cyz.record import Article
 
 
@@ -61,22 +60,6 @@ def drop_prefix(url: str, prefix: str) -> None:
     _http("DELETE", f"{url}/{prefix}-*")
     for name in (f"{prefix}-articles", f"{prefix}-events"):
         _http("DELETE", f"{url}/_index_template/{name}")
-
-
-@pytest.fixture(params=["sqlite", "opensearch"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = SqliteEngine(tmp_path / "index.sqlite3")
-        eng.init()
-        yield eng
-        eng.close()
-        return
-    url = request.getfixturevalue("opensearch_url")
-    eng, prefix = opensearch_engine(url, tmp_path)
-    eng.init()
-    yield eng
-    eng.close()
-    drop_prefix(url, prefix)
 
 
 @pytest.fixture

@@ -196,22 +196,6 @@ def test_the_same_records_again_plan_nothing():
 # --- every engine -------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "opensearch"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = SqliteEngine(tmp_path / "index.sqlite3")
-        eng.init()
-        yield eng
-        eng.close()
-        return
-    url = request.getfixturevalue("opensearch_url")
-    eng, prefix = opensearch_engine(url, tmp_path)
-    eng.init()
-    yield eng
-    eng.close()
-    drop_prefix(url, prefix)
-
-
 def test_writes_build_the_happenings(engine):
     engine.write(RECORDS[:4])
     engine.write(RECORDS[4:])
