@@ -483,6 +483,40 @@ def extraction_alone(gen: Generated, sample: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(bodies)
 
 
+EVENTS_ROUNDS = 3  # interleaved on/off rounds for the cost of event extraction
+
+
+@dataclass
+class EventsCost:
+    on_ms: float  # build_record, ms/page, the fastest round with events
+    off_ms: float  # the same with `EventExtractor.extract` returning no events
+    rounds: int
+    pages: int
+
+
+def events_cost(gen: Generated, sample: int, rounds: int = EVENTS_ROUNDS) -> EventsCost:
+    """What event extraction adds to `build_record`: `extraction_alone` with events on and
+    off (`EventExtractor.extract` monkeypatched, in this process, to return []), in
+    interleaved rounds over the same pages, the fastest round of each."""
+    from cyz.pipelines.events import EventExtractor
+
+    extract = EventExtractor.extract
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        for _ in range(rounds):
+            for mode in ("on", "off"):
+                EventExtractor.extract = extract if mode == "on" else _no_events
+                seconds, n = extraction_alone(gen, sample)
+                times[mode].append(seconds / n * 1e3)
+    finally:
+        EventExtractor.extract = extract
+    return EventsCost(min(times["on"]), min(times["off"]), rounds, min(sample, len(gen.pages)))
+
+
+def _no_events(self: Any, title_zh: str, text_zh: str, published_at: str | None) -> list:
+    return []
+
+
 # -- news-please ----------------------------------------------------------------------------
 _NP_SCRIPT = r"""
 import json, sys, time
@@ -542,7 +576,8 @@ def _mb(n: int) -> str:
 
 
 def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
-           extract: tuple[float, int], np: tuple[dict | None, str]) -> str:
+           extract: tuple[float, int], events: EventsCost,
+           np: tuple[dict | None, str]) -> str:
     n = len(gen.pages)
     cores = os.cpu_count() or 1
     ext_rate = _rate(extract[1], extract[0])
@@ -577,6 +612,12 @@ def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
         ("(c) `build_record` alone, one core",
          f"**{ext_rate:,.1f} pages/s** ({extract[0] / extract[1] * 1e3:,.0f} ms/page)",
          f"{extract[1]} pages, in-process, one thread"),
+        ("(c2) `build_record` alone, events off",
+         f"**{1e3 / events.off_ms:,.1f} pages/s** ({events.off_ms:,.1f} ms/page)",
+         f"events cost **{events.on_ms / events.off_ms:.3f}×** ({events.on_ms:,.1f} ms/page "
+         f"on; target ≤ 1.10); `EventExtractor.extract` monkeypatched in the bench process "
+         f"to return no events; {events.pages} pages, fastest of {events.rounds} interleaved "
+         "on/off rounds"),
         ("(d) second run, site unchanged",
          f"**{_rate(n, second.seconds):,.0f} pages/s** ({second.seconds:.1f} s)",
          f"skipped {skipped:.1%} ({s2.unchanged}/{s2.fetched}; 304s "
@@ -773,12 +814,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"second run: {second.result.as_dict()} in {second.seconds:.1f} s",
                   file=sys.stderr)
             extract = extraction_alone(gen, min(EXTRACT_SAMPLE, len(gen.pages)))
+            events = events_cost(gen, min(EXTRACT_SAMPLE, len(gen.pages)))
             np = ((None, "--no-news-please") if args.no_news_please
                   else news_please(gen, server.address, NEWS_PLEASE_SAMPLE))
         extra = f", settings {' '.join(args.set)}" if args.set else ""
         print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
               f"{args.pages} pages, seed {args.seed}{extra}\n")
-        print(report(gen, raw, first, second, extract, np))
+        print(report(gen, raw, first, second, extract, events, np))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from cyz.config import EventRule, TopicFile, load_topic
@@ -30,6 +31,9 @@ from cyz.record import Event
 _ENDS = set("。！？；!?;")
 _OPEN = {"“": "”", "《": "》", "「": "」", "『": "』", "‘": "’"}
 _CLOSERS = set("”’」』）)》】\"'")
+# Every character split_sentences acts on: line breaks, ends, quote openers and closers.
+_MARKS = re.compile("[" + re.escape("".join(sorted({"\n", *_ENDS, *_OPEN, *_OPEN.values()})))
+                    + "]")
 
 
 def split_sentences(text: str) -> list[tuple[int, str]]:
@@ -40,7 +44,12 @@ def split_sentences(text: str) -> list[tuple[int, str]]:
     start = 0
     waiting: list[str] = []  # closing marks of the quotes open at this point
     i, n = 0, len(text)
+    search = _MARKS.search
     while i < n:
+        found = search(text, i)  # other characters change nothing: skip them
+        if found is None:
+            break
+        i = found.start()
         ch = text[i]
         if ch == "\n":
             _add(out, text, start, i)
@@ -69,10 +78,18 @@ def _add(out: list[tuple[int, str]], text: str, start: int, end: int) -> None:
     piece = text[start:end]
     stripped = piece.strip()
     if stripped:
-        out.append((start + piece.index(stripped[0]), stripped))
+        out.append((start + len(piece) - len(piece.lstrip()), stripped))
 
 
 _TITLES = re.compile(r"《[^》\n]*》")
+
+
+def _untitled(sentence: str) -> str:
+    """`sentence` with its 《titles》 blanked out (\\0, the same length)."""
+    if "《" not in sentence:
+        return sentence
+    return _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
+
 
 # The dateline of a wire or paper report: 新华社重庆12月5日电, 本报成都12月5日讯（记者 …）
 _DATELINE = re.compile(r"[^，。；\s\d]{0,8}(?:社|报|网|台|端)[^，。；\s\d]{0,8}\d{1,2}月\d{1,2}日[电讯]"
@@ -86,9 +103,15 @@ _CLAUSE = re.compile(r"[，,：:]")
 
 
 def _clause(sentence: str, pos: int) -> tuple[int, int]:
-    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, pos)), default=0)
-    after = _CLAUSE.search(sentence, pos)
-    return start, after.start() if after else len(sentence)
+    marks = _clause_marks(sentence)
+    i = bisect_left(marks, pos)
+    return marks[i - 1] + 1 if i else 0, marks[i] if i < len(marks) else len(sentence)
+
+
+@lru_cache(maxsize=64)
+def _clause_marks(sentence: str) -> tuple[int, ...]:
+    """Where the clause marks of `sentence` stand (a sentence asks many times)."""
+    return tuple(m.start() for m in _CLAUSE.finditer(sentence))
 
 
 # --- dates ----------------------------------------------------------------------------
@@ -102,6 +125,10 @@ _DATE = re.compile(
     rf"(?:(?P<d>{_NUM})\s*[日号]|(?P<xun>上旬|中旬|下旬)|(?P<reld>今天|今日|昨天|昨日|前天|明天|明日))?"
     rf"(?:\s*(?:至|到|—|－|-|~|～)\s*(?:(?P<m2>\d{{1,2}})月)?(?P<d2>\d{{1,2}})[日号])?"
 )
+# The same, tried only where a date can start (elsewhere _DATE matches the empty string,
+# which find_dates skips): its first character is one of these.
+_DATE_AT = re.compile(r"(?=[\d\s一二三四五六七八九十前去今明年上下中底初内本昨至到—－\-~～])"
+                      + _DATE.pattern)
 _RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1, "年内": 0, "上半年": 0, "下半年": 0}
 _RELATIVE_MONTH = {"本月": 0, "上月": -1, "上个月": -1, "下月": 1, "下个月": 1}
 _RELATIVE_DAY = {"今天": 0, "今日": 0, "昨天": -1, "昨日": -1, "前天": -2, "明天": 1, "明日": 1}
@@ -142,7 +169,7 @@ def find_dates(sentence: str, article: date | None, ahead: bool = False) -> list
     去年/今年/明年 count from the article's year; an explicit year wins. With `ahead`
     (the sentence tells a plan: 将于11月上旬启动) a bare month or day is the next one."""
     found = []
-    for m in _DATE.finditer(sentence):
+    for m in _DATE_AT.finditer(sentence):
         if not m.group(0).strip() or not (m["y"] or m["rel"] or m["m"] or m["d"] or m["relm"]
                                           or m["reld"]):
             continue
@@ -239,6 +266,62 @@ def _alternation(words) -> str:
     return "|".join(map(re.escape, sorted(set(words), key=len, reverse=True)))
 
 
+def _quick(pattern: str) -> re.Pattern:
+    """`pattern` compiled so that a search skips quickly over characters no match can start
+    with: re scans fast for a plain list of words, but not for groups of them (the
+    prefilter, the tally words and pattern); a lookahead for the possible first characters
+    restores that. The same matches and groups; the plain pattern when its first
+    characters cannot be told."""
+    first = _first_chars(pattern)
+    if not first:
+        return re.compile(pattern)
+    return re.compile(f"(?=[{''.join(map(re.escape, sorted(first)))}])(?:{pattern})")
+
+
+def _first_chars(pattern: str) -> set[str] | None:
+    """The characters every match of `pattern` can start with; None when unknown (a
+    category, a negated set, an optional start, flags, anchors…)."""
+    try:
+        from re import _constants as c
+        from re import _parser as parser
+
+        def first(items) -> set[str] | None:
+            if not items:
+                return None  # an empty alternative: a match may be empty
+            op, av = items[0]
+            if op is c.LITERAL:
+                return {chr(av)}
+            if op is c.SUBPATTERN:
+                _group, add_flags, del_flags, sub = av
+                return None if add_flags or del_flags else first(list(sub))
+            if op is c.BRANCH:
+                out: set[str] = set()
+                for alternative in av[1]:
+                    chars = first(list(alternative))
+                    if chars is None:
+                        return None
+                    out |= chars
+                return out
+            if op is c.IN:
+                out = set()
+                for kind, value in av:
+                    if kind is c.LITERAL:
+                        out.add(chr(value))
+                    elif kind is c.RANGE and value[1] - value[0] < 256:
+                        out.update(map(chr, range(value[0], value[1] + 1)))
+                    else:
+                        return None
+                return out
+            if op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] >= 1:
+                return first(list(av[2]))
+            return None
+
+        parsed = parser.parse(pattern)
+        return None if parsed.state.flags & ~re.UNICODE else first(list(parsed))
+    except Exception:  # a private module of re: when it changes, only speed is lost
+        return None
+
+
 class _Rule:
     def __init__(self, rule: EventRule):
         self.rule = rule
@@ -249,6 +332,8 @@ class _Rule:
         self.needs = re.compile(_alternation(rule.needs)) if rule.needs else None
         self.unless = re.compile(_alternation(rule.unless)) if rule.unless else None
         self.key = re.compile(rule.key) if rule.key else None
+        self.type = rule.type
+        self.whole_sentence = rule.scope == "sentence"  # where `needs` are looked for
 
 
 class EventExtractor:
@@ -261,7 +346,7 @@ class EventExtractor:
         self._rules = [_Rule(r) for r in ev.rules]
         triggers = [r.trigger.pattern for r in self._rules]
         # The prefilter: a sentence without any trigger costs one scan and nothing else.
-        self._prefilter = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+        self._prefilter = _quick("|".join(f"(?:{t})" for t in triggers)) if triggers else None
         self._exclude = re.compile(_alternation(ev.exclude)) if ev.exclude else None
         self._evidence = re.compile(_alternation(ev.evidence)) if ev.evidence else None
         mk = ev.markers
@@ -270,13 +355,14 @@ class EventExtractor:
         self._done = re.compile(_alternation(mk.done)) if mk.done else None
         self._negation = re.compile(f"(?:{_alternation(mk.negation)})$") if mk.negation else None
         self._approx = set(mk.approx)
+        self._approx_words = tuple(self._approx)
         self._key_cut = re.compile(_alternation(ev.key_cut)) if ev.key_cut else None
         self._joint = re.compile(_alternation(ev.joint)) if ev.joint else None
         self._scene = re.compile(_alternation(mk.scene)) if mk.scene else None
         tally = [_alternation(mk.tally)] if mk.tally else []
         if mk.tally_pattern:
             tally.append(f"(?:{mk.tally_pattern})")
-        self._tally = re.compile("|".join(tally)) if tally else None
+        self._tally = _quick("|".join(tally)) if tally else None
         self._content = re.compile(mk.content) if mk.content else None
         self._parties = _PartyFinder(topic, self._tagger)
 
@@ -333,19 +419,22 @@ class EventExtractor:
         told = sentence[dateline.end():] if dateline else sentence
         # Markers are looked for outside 《titles》 (…行动计划》 plans nothing) and outside
         # the words that only contain one (未来 negates nothing).
-        masked = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
+        masked = _untitled(sentence)
         if self._ignore:
             masked = self._ignore.sub(lambda m: "\0" * len(m.group(0)), masked)
         fired: dict[str, tuple[_Rule, re.Match]] = {}
         for rule in self._rules:
-            if rule.rule.type in fired:
+            if rule.type in fired:
                 continue  # one event per type and sentence
-            if rule.unless and rule.unless.search(sentence):
+            matches = rule.trigger.finditer(sentence)
+            match = next(matches, None)
+            if match is None or rule.unless and rule.unless.search(sentence):
                 continue
-            for match in rule.trigger.finditer(sentence):
+            while match is not None:
                 if self._fires(rule, sentence, masked, match):
-                    fired[rule.rule.type] = (rule, match)
+                    fired[rule.type] = (rule, match)
                     break
+                match = next(matches, None)
         if not fired:
             return []
         content = bool(self._content and self._content.match(told))
@@ -357,7 +446,7 @@ class EventExtractor:
             name for _w, place, names in mentions if not place for name in names}
         parties: list[tuple[str, bool]] | None = None  # jieba only once a rule fired
         # Dates: not a 《title》's, not the dateline's.
-        undated = _TITLES.sub(lambda m: "\0" * len(m.group(0)), sentence)
+        undated = _untitled(sentence)
         if dateline:
             undated = "\0" * dateline.end() + undated[dateline.end():]
         out = []
@@ -398,15 +487,13 @@ class EventExtractor:
         return last.end() > pos or not find_dates(undated[last.end():pos], article)
 
     def _fires(self, rule: _Rule, sentence: str, masked: str, match: re.Match) -> bool:
-        start, end = _clause(sentence, match.start())
+        pos = match.start()
+        start, end = _clause(sentence, pos)
         if rule.needs:
-            lo, hi = (0, len(sentence)) if rule.rule.scope == "sentence" else (start, end)
+            lo, hi = (0, len(sentence)) if rule.whole_sentence else (start, end)
             if not rule.needs.search(sentence, lo, hi):
                 return False
-        if self._negation and self._negation.search(masked, max(start, match.start() - 4),
-                                                     match.start()):
-            return False
-        return True
+        return not (self._negation and self._negation.search(masked, max(start, pos - 4), pos))
 
     def _event(self, rule: _Rule, match: re.Match, sentence: str, masked: str,
                article: date | None, undated: str, parties: list[str],
@@ -426,14 +513,14 @@ class EventExtractor:
         count = None
         if typ in _COUNT_TYPES:
             count = _count(sentence, match.start())
-        event = Event(
+        out = _event_dict(
             type=typ,
             date=when.value if when else None,
             date_end=when.value_end if when else None,
             date_precision=when.precision if when else None,
             parties=parties,
-            places=places,
-            regions=regions,
+            places=list(places),
+            regions=list(regions),
             amount_yuan=amount,
             amount_approx=approx,
             count=count,
@@ -443,7 +530,6 @@ class EventExtractor:
             rule=rule.rule.id,
             trigger=match.group(0),
         )
-        out = event.model_dump()
         _, clause_end = _clause(sentence, match.start())
         out["_scene"] = bool(self._scene and self._scene.search(masked, 0, clause_end))
         # A date found only after the trigger's clause (推介会上，…推出优惠政策：12月至次年2月)
@@ -473,7 +559,7 @@ class EventExtractor:
         m = next((a for a in found if a.start() >= pos), found[-1])
         value = float(m["num"]) * _UNITS[m["unit"]]
         before = sentence[max(0, m.start() - 2):m.start()]
-        approx = any(before.endswith(w) for w in self._approx) or any(
+        approx = before.endswith(self._approx_words) or any(
             m[g] in self._approx for g in ("mid", "post", "after") if m[g])
         return round(value, 2), approx
 
@@ -496,6 +582,19 @@ class EventExtractor:
         if not quoted and key.startswith(_ANAPHORA):
             return ""  # 本届峰会, 该项目: the event told before, not a name of its own
         return key if len(key) >= 3 or quoted else ""
+
+
+_EVENT_FIELDS = tuple(Event.model_fields)
+
+
+def _event_dict(**fields) -> dict:
+    """`Event(**fields).model_dump()` for the values _event makes (of the model's types
+    already, fresh lists), without pydantic's cost: every field, in the model's order (a
+    field added to the model and not given here is a KeyError). Records are validated as
+    a whole where they enter an engine (`cyz.record.validate_article`)."""
+    if len(fields) != len(_EVENT_FIELDS):
+        raise TypeError(f"unknown event fields: {sorted(set(fields) - set(_EVENT_FIELDS))}")
+    return {name: fields[name] for name in _EVENT_FIELDS}
 
 
 _ANAPHORA = ("本届", "本次", "此次", "这次", "该", "此", "这", "其")
@@ -552,6 +651,134 @@ _STOP_FLAGS = ("v", "p", "c", "u", "r", "d", "m", "q", "y", "e", "o", "w", "f", 
 _NAME_CHARS = re.compile(r"^[\w（）()·]+$")
 
 
+_PREFIX = object()  # in _Known: the start of a word, no word itself
+
+
+class _Known(dict):
+    """What a jieba dictionary says of a fragment, looked up on first use and kept in
+    this much smaller table: None when no word starts with it, _PREFIX when it only
+    starts words, else the word's log probability as jieba's `calc` computes it. The
+    dictionary has some 600,000 entries, mostly out of the CPU's caches after the rest of
+    the page pipeline has run; the fragments of Chinese text are few and come back (in
+    `build_record` this halves the tokenizer's time). Emptied when it grows large."""
+
+    def __init__(self, freq: dict[str, int], logtotal: float):
+        super().__init__()
+        self.freq, self.logtotal = freq, logtotal
+
+    def __missing__(self, fragment: str) -> float | None:
+        from math import log
+
+        f = self.freq.get(fragment)
+        if len(self) >= 100_000:
+            self.clear()
+        value = self[fragment] = None if f is None else log(f) - self.logtotal if f else _PREFIX
+        return value
+
+
+@cache
+def _tokenizer_class():
+    """jieba's Tokenizer with `words`: `lcut(sentence)` (HMM on) in one function, each
+    block's word graph and best route found in one pass from its end, the dictionary asked
+    through a `_Known` table, the HMM's words for a run of single characters kept. The
+    same dictionary answers and the same floating-point sums in the same order as jieba's
+    `get_DAG`, `calc` and `__cut_DAG`, so the same words, in about a third of the time.
+    (Kept tables assume words are only added through `add_word`, and
+    `jieba.finalseg.add_force_split` is not called.)"""
+    from math import log
+
+    import jieba
+    from jieba import finalseg
+
+    han, skip = jieba.re_han_default, jieba.re_skip_default
+
+    class Tokenizer(jieba.Tokenizer):
+        _known_total = None  # the dictionary total that self._known was made for
+
+        def add_word(self, word, freq=None, tag=None):
+            super().add_word(word, freq, tag)
+            self._known_total = None  # a word's frequency changed (del_word: to 0)
+
+        def words(self, sentence: str) -> list[str]:
+            """`self.lcut(sentence)`."""
+            self.check_initialized()
+            if self._known_total != self.total:
+                self._known = _Known(self.FREQ, log(self.total))
+                self._alone = log(1) - log(self.total)  # a character no word starts with
+                self._known_total = self.total
+                self._hmm: dict[str, list[str]] = {}
+            out: list[str] = []
+            for block in han.split(sentence):
+                if not block:
+                    continue
+                if han.match(block):
+                    self._block(block, out)
+                    continue
+                for piece in skip.split(block):
+                    if skip.match(piece):
+                        out.append(piece)
+                    else:
+                        out.extend(piece)  # one character at a time
+            return out
+
+        def _block(self, block: str, out: list[str]) -> None:
+            known, alone = self._known, self._alone
+            n = len(block)
+            # score[i], end[i]: jieba's route[i] (best log probability of block[i:], the
+            # end of its first word)
+            score: list[float] = [0] * (n + 1)
+            end = [0] * (n + 1)
+            for k in range(n - 1, -1, -1):
+                best, best_x = 0.0, -1
+                i = k
+                frag = block[k]
+                p = known[frag]
+                while p is not None:  # every prefix of a word is in the dictionary
+                    if p is not _PREFIX:
+                        s = p + score[i + 1]
+                        # jieba's max() of (score, end): the higher score, then the longer
+                        # word (i only grows here)
+                        if best_x < 0 or s >= best:
+                            best, best_x = s, i
+                    i += 1
+                    if i >= n:
+                        break
+                    frag = block[k:i + 1]
+                    p = known[frag]
+                if best_x < 0:  # no word starts here: the character alone
+                    best, best_x = alone + score[k + 1], k
+                score[k], end[k] = best, best_x
+            x = 0
+            buf = ""  # a run of single characters: HMM's, when it is no word
+            while x < n:
+                y = end[x] + 1
+                if y - x == 1:
+                    buf += block[x]
+                else:
+                    if buf:
+                        self._flush(buf, out)
+                        buf = ""
+                    out.append(block[x:y])
+                x = y
+            if buf:
+                self._flush(buf, out)
+
+        def _flush(self, buf: str, out: list[str]) -> None:
+            if len(buf) == 1:
+                out.append(buf)
+            elif not self.FREQ.get(buf):
+                words = self._hmm.get(buf)
+                if words is None:  # the HMM's words for a run: short runs come back often
+                    if len(self._hmm) >= 8192:
+                        self._hmm.clear()
+                    words = self._hmm[buf] = list(finalseg.cut(buf))
+                out.extend(words)
+            else:
+                out.extend(buf)
+
+    return Tokenizer
+
+
 class _PartyFinder:
     """Organisations (a name ending in an organisation suffix) and gazetteer places that
     act (遵义市 与 重庆市江北区 签署…), on the words of a private jieba tokenizer whose
@@ -561,6 +788,11 @@ class _PartyFinder:
         rules = topic.events.parties
         self._tagger = tagger
         self._suffixes = sorted(set(rules.suffixes), key=len, reverse=True)
+        # _suffix's lookups: one C-level test, then a set per length, longest first
+        self._suffix_tuple = tuple(s for s in self._suffixes if s)
+        self._suffix_by_length = [(n, {s for s in self._suffix_tuple if len(s) == n})
+                                  for n in sorted({len(s) for s in self._suffix_tuple},
+                                                  reverse=True)]
         self._location = set(rules.location_markers)
         self._generic = set(rules.generic)
         self._not_org = set(rules.not_organisations)
@@ -574,6 +806,8 @@ class _PartyFinder:
                 self._places.update([place.name, *place.aliases])
         self._compounds = set(topic.compounds)
         self._jieba = None
+        self._entries_of: dict[str, tuple[str | None, ...] | None] = {}
+        self._tag_of: dict[str, str] = {}
 
     def tokenizer(self):
         """A private jieba tokenizer whose dictionary knows the gazetteer and the
@@ -584,7 +818,7 @@ class _PartyFinder:
             import jieba.posseg
 
             jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict…" on stderr
-            tokenizer = jieba.Tokenizer()
+            tokenizer = _tokenizer_class()()
             tags = dict(jieba.posseg.POSTokenizer(tokenizer).word_tag_tab)
             for words, tag in ((sorted(self._places), "ns"),
                                (sorted(self._compounds), "j"),  # 成渝: a pair, no party
@@ -601,10 +835,16 @@ class _PartyFinder:
         # A word the dictionary lacks is a number, punctuation, or taken as a name.
         tokenizer, tags = self.tokenizer()
         out = []
-        for word in tokenizer.lcut(sentence):
-            tag = tags.get(word)
+        tag_of = self._tag_of  # a small table of the words met: the dictionary is large
+        for word in tokenizer.words(sentence):  # tokenizer.lcut(sentence)
+            tag = tag_of.get(word)
             if tag is None:
-                tag = "m" if word.isdigit() else "nz" if _NAME_CHARS.match(word) else "x"
+                tag = tags.get(word)
+                if tag is None:
+                    tag = "m" if word.isdigit() else "nz" if _NAME_CHARS.match(word) else "x"
+                if len(tag_of) >= 50_000:
+                    tag_of.clear()
+                tag_of[word] = tag
             out.append((word, tag))
         return out
 
@@ -615,13 +855,17 @@ class _PartyFinder:
         found: list[tuple[int, str, bool]] = []
         # Names inside a 《title》 are the document's, not parties of this sentence.
         taken: set[int] = set()
-        depth = 0
-        for i, (word, _flag) in enumerate(tokens):
-            depth += word.count("《") - word.count("》")
-            if depth > 0 or "》" in word:
-                taken.add(i)
+        if "《" in sentence or "》" in sentence:
+            depth = 0
+            for i, (word, _flag) in enumerate(tokens):
+                depth += word.count("《") - word.count("》")
+                if depth > 0 or "》" in word:
+                    taken.add(i)
         words = self.tokenizer()[1]
+        suffixes = self._suffix_tuple
         for j, (word, flag) in enumerate(tokens):
+            if not word.endswith(suffixes):
+                continue  # what _suffix says first, without the call
             suffix = None if j in taken else self._suffix(word, flag)
             if not suffix:
                 continue
@@ -648,18 +892,23 @@ class _PartyFinder:
                 continue
             found.append((start, name, True))
         j = 0
+        n = len(tokens)
+        places, location = self._places, self._location
         where = False  # inside a list of places after 在/赴 (赴成都市双流区、四川天府新区)
-        while j < len(tokens):
+        while j < n:
             word = tokens[j][0]
-            if word not in ("、", "和", "及") and word not in self._places:
-                where = word in self._location
-            if j in taken or word not in self._places:
+            if word not in places:
+                if word not in ("、", "和", "及"):
+                    where = word in location
+                j += 1
+                continue
+            if j in taken:
                 j += 1
                 continue
             k = j
-            while k + 1 < len(tokens) and k + 1 not in taken and tokens[k + 1][0] in self._places:
+            while k + 1 < n and k + 1 not in taken and tokens[k + 1][0] in places:
                 k += 1  # 重庆市 江北区: one party
-            after, after_flag = tokens[k + 1] if k + 1 < len(tokens) else ("", "x")
+            after, after_flag = tokens[k + 1] if k + 1 < n else ("", "x")
             # After 在/赴/于 a place is where, not who; before a noun, a number, 的 or 至 it
             # is a modifier or a route's end (遵义企业, 重庆一家企业, 遵义至重庆段); before
             # 是 it is described (遵义是贵州对接成渝的桥头堡).
@@ -675,9 +924,20 @@ class _PartyFinder:
 
     # -- one party, many written forms --
 
-    def _entries(self, name: str) -> list[str] | None:
+    def _entries(self, name: str) -> tuple[str | None, ...] | None:
         """The gazetteer entries `name` is written with from its start (重庆市江北区 →
-        [重庆, 江北区]); None when it does not start with one."""
+        (重庆, 江北区)); None when it does not start with one. Kept per name: tidying and
+        merging ask about the same parties again and again."""
+        try:
+            return self._entries_of[name]
+        except KeyError:
+            pass
+        if len(self._entries_of) >= 4096:
+            self._entries_of.clear()
+        found = self._entries_of[name] = self._find_entries(name)
+        return found
+
+    def _find_entries(self, name: str) -> tuple[str | None, ...] | None:
         out, at = [], 0
         for surface, place, _names in self._tagger.mentions(name):
             if not name.startswith(surface, at) or place is None:
@@ -686,7 +946,7 @@ class _PartyFinder:
             at += len(surface)
         if not out:
             return None
-        return out if at == len(name) else [*out, None]
+        return tuple(out) if at == len(name) else (*out, None)
 
     def place_of(self, name: str) -> str | None:
         """The gazetteer entry a place party names (重庆江津区 and 重庆市江津区: 江津区;
@@ -724,9 +984,11 @@ class _PartyFinder:
             for other in out)]
 
     def _suffix(self, word: str, flag: str) -> str | None:
-        if word in self._not_org or flag.startswith(("v", "a", "d")):
+        """The longest organisation suffix `word` ends with."""
+        if not word.endswith(self._suffix_tuple) or word in self._not_org or flag.startswith(
+                ("v", "a", "d")):
             return None
-        return next((s for s in self._suffixes if word.endswith(s)), None)
+        return next((word[-n:] for n, ends in self._suffix_by_length if word[-n:] in ends), None)
 
     def _name_like(self, word: str, flag: str) -> bool:
         if word in self._location or word in self._compounds:
@@ -740,9 +1002,15 @@ class _PartyFinder:
 
 
 def _span(event: dict) -> tuple[date, date] | None:
-    value, end = event["date"], event["date_end"] or event["date"]
+    return _days(event["date"], event["date_end"])
+
+
+@lru_cache(maxsize=1024)
+def _days(value: str | None, end: str | None) -> tuple[date, date] | None:
+    """The first and last day of a date (and its range end): merging asks for every pair."""
     if not value:
         return None
+    end = end or value
     first = _first_day(value)
     last = _last_day(end)
     return first, last if last >= first else first
