@@ -266,62 +266,6 @@ def _alternation(words) -> str:
     return "|".join(map(re.escape, sorted(set(words), key=len, reverse=True)))
 
 
-def _quick(pattern: str) -> re.Pattern:
-    """`pattern` compiled so that a search skips quickly over characters no match can start
-    with: re scans fast for a plain list of words, but not for groups of them (the
-    prefilter, the tally words and pattern); a lookahead for the possible first characters
-    restores that. The same matches and groups; the plain pattern when its first
-    characters cannot be told."""
-    first = _first_chars(pattern)
-    if not first:
-        return re.compile(pattern)
-    return re.compile(f"(?=[{''.join(map(re.escape, sorted(first)))}])(?:{pattern})")
-
-
-def _first_chars(pattern: str) -> set[str] | None:
-    """The characters every match of `pattern` can start with; None when unknown (a
-    category, a negated set, an optional start, flags, anchors…)."""
-    try:
-        from re import _constants as c
-        from re import _parser as parser
-
-        def first(items) -> set[str] | None:
-            if not items:
-                return None  # an empty alternative: a match may be empty
-            op, av = items[0]
-            if op is c.LITERAL:
-                return {chr(av)}
-            if op is c.SUBPATTERN:
-                _group, add_flags, del_flags, sub = av
-                return None if add_flags or del_flags else first(list(sub))
-            if op is c.BRANCH:
-                out: set[str] = set()
-                for alternative in av[1]:
-                    chars = first(list(alternative))
-                    if chars is None:
-                        return None
-                    out |= chars
-                return out
-            if op is c.IN:
-                out = set()
-                for kind, value in av:
-                    if kind is c.LITERAL:
-                        out.add(chr(value))
-                    elif kind is c.RANGE and value[1] - value[0] < 256:
-                        out.update(map(chr, range(value[0], value[1] + 1)))
-                    else:
-                        return None
-                return out
-            if op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] >= 1:
-                return first(list(av[2]))
-            return None
-
-        parsed = parser.parse(pattern)
-        return None if parsed.state.flags & ~re.UNICODE else first(list(parsed))
-    except Exception:  # a private module of re: when it changes, only speed is lost
-        return None
-
-
 class _Rule:
     def __init__(self, rule: EventRule):
         self.rule = rule
@@ -346,7 +290,7 @@ class EventExtractor:
         self._rules = [_Rule(r) for r in ev.rules]
         triggers = [r.trigger.pattern for r in self._rules]
         # The prefilter: a sentence without any trigger costs one scan and nothing else.
-        self._prefilter = _quick("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+        self._prefilter = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
         self._exclude = re.compile(_alternation(ev.exclude)) if ev.exclude else None
         self._evidence = re.compile(_alternation(ev.evidence)) if ev.evidence else None
         mk = ev.markers
@@ -362,7 +306,7 @@ class EventExtractor:
         tally = [_alternation(mk.tally)] if mk.tally else []
         if mk.tally_pattern:
             tally.append(f"(?:{mk.tally_pattern})")
-        self._tally = _quick("|".join(tally)) if tally else None
+        self._tally = re.compile("|".join(tally)) if tally else None
         self._content = re.compile(mk.content) if mk.content else None
         self._parties = _PartyFinder(topic, self._tagger)
 
@@ -651,132 +595,21 @@ _STOP_FLAGS = ("v", "p", "c", "u", "r", "d", "m", "q", "y", "e", "o", "w", "f", 
 _NAME_CHARS = re.compile(r"^[\w（）()·]+$")
 
 
-_PREFIX = object()  # in _Known: the start of a word, no word itself
-
-
-class _Known(dict):
-    """What a jieba dictionary says of a fragment, looked up on first use and kept in
-    this much smaller table: None when no word starts with it, _PREFIX when it only
-    starts words, else the word's log probability as jieba's `calc` computes it. The
-    dictionary has some 600,000 entries, mostly out of the CPU's caches after the rest of
-    the page pipeline has run; the fragments of Chinese text are few and come back (in
-    `build_record` this halves the tokenizer's time). Emptied when it grows large."""
-
-    def __init__(self, freq: dict[str, int], logtotal: float):
-        super().__init__()
-        self.freq, self.logtotal = freq, logtotal
-
-    def __missing__(self, fragment: str) -> float | None:
-        from math import log
-
-        f = self.freq.get(fragment)
-        if len(self) >= 100_000:
-            self.clear()
-        value = self[fragment] = None if f is None else log(f) - self.logtotal if f else _PREFIX
-        return value
-
-
-@cache
-def _tokenizer_class():
-    """jieba's Tokenizer with `words`: `lcut(sentence)` (HMM on) in one function, each
-    block's word graph and best route found in one pass from its end, the dictionary asked
-    through a `_Known` table, the HMM's words for a run of single characters kept. The
-    same dictionary answers and the same floating-point sums in the same order as jieba's
-    `get_DAG`, `calc` and `__cut_DAG`, so the same words, in about a third of the time.
-    (Kept tables assume words are only added through `add_word`, and
-    `jieba.finalseg.add_force_split` is not called.)"""
-    from math import log
-
-    import jieba
-    from jieba import finalseg
-
-    han, skip = jieba.re_han_default, jieba.re_skip_default
-
-    class Tokenizer(jieba.Tokenizer):
-        _known_total = None  # the dictionary total that self._known was made for
-
-        def add_word(self, word, freq=None, tag=None):
-            super().add_word(word, freq, tag)
-            self._known_total = None  # a word's frequency changed (del_word: to 0)
-
-        def words(self, sentence: str) -> list[str]:
-            """`self.lcut(sentence)`."""
-            self.check_initialized()
-            if self._known_total != self.total:
-                self._known = _Known(self.FREQ, log(self.total))
-                self._alone = log(1) - log(self.total)  # a character no word starts with
-                self._known_total = self.total
-                self._hmm: dict[str, list[str]] = {}
-            out: list[str] = []
-            for block in han.split(sentence):
-                if not block:
-                    continue
-                if han.match(block):
-                    self._block(block, out)
-                    continue
-                for piece in skip.split(block):
-                    if skip.match(piece):
-                        out.append(piece)
-                    else:
-                        out.extend(piece)  # one character at a time
-            return out
-
-        def _block(self, block: str, out: list[str]) -> None:
-            known, alone = self._known, self._alone
-            n = len(block)
-            # score[i], end[i]: jieba's route[i] (best log probability of block[i:], the
-            # end of its first word)
-            score: list[float] = [0] * (n + 1)
-            end = [0] * (n + 1)
-            for k in range(n - 1, -1, -1):
-                best, best_x = 0.0, -1
-                i = k
-                frag = block[k]
-                p = known[frag]
-                while p is not None:  # every prefix of a word is in the dictionary
-                    if p is not _PREFIX:
-                        s = p + score[i + 1]
-                        # jieba's max() of (score, end): the higher score, then the longer
-                        # word (i only grows here)
-                        if best_x < 0 or s >= best:
-                            best, best_x = s, i
-                    i += 1
-                    if i >= n:
-                        break
-                    frag = block[k:i + 1]
-                    p = known[frag]
-                if best_x < 0:  # no word starts here: the character alone
-                    best, best_x = alone + score[k + 1], k
-                score[k], end[k] = best, best_x
-            x = 0
-            buf = ""  # a run of single characters: HMM's, when it is no word
-            while x < n:
-                y = end[x] + 1
-                if y - x == 1:
-                    buf += block[x]
-                else:
-                    if buf:
-                        self._flush(buf, out)
-                        buf = ""
-                    out.append(block[x:y])
-                x = y
-            if buf:
-                self._flush(buf, out)
-
-        def _flush(self, buf: str, out: list[str]) -> None:
-            if len(buf) == 1:
-                out.append(buf)
-            elif not self.FREQ.get(buf):
-                words = self._hmm.get(buf)
-                if words is None:  # the HMM's words for a run: short runs come back often
-                    if len(self._hmm) >= 8192:
-                        self._hmm.clear()
-                    words = self._hmm[buf] = list(finalseg.cut(buf))
-                out.extend(words)
-            else:
-                out.extend(buf)
-
-    return Tokenizer
+def _tags(tokenizer) -> dict[str, str]:
+    """The part-of-speech tags of jieba's dictionary that tell a party's words apart,
+    as far as `_PartyFinder` asks (a tag's first letter; vn, a verb used as a noun, in
+    full), leaving out nouns: two thirds of the 350,000 words, which `_tokens` tags "n"
+    by their place in the dictionary. jieba.posseg's own table of every word would add
+    some 100 MB to each extraction process."""
+    tags: dict[str, str] = {}
+    kinds: dict[str, str] = {}  # one string object per kind
+    with tokenizer.get_dict_file() as lines:
+        for raw in lines:
+            word, _freq, *tag = raw.decode("utf-8").split()
+            if tag and not tag[0].startswith("n"):
+                kind = tag[0] if tag[0] == "vn" else tag[0][:1]
+                tags[word] = kinds.setdefault(kind, kind)
+    return tags
 
 
 class _PartyFinder:
@@ -807,19 +640,17 @@ class _PartyFinder:
         self._compounds = set(topic.compounds)
         self._jieba = None
         self._entries_of: dict[str, tuple[str | None, ...] | None] = {}
-        self._tag_of: dict[str, str] = {}
 
     def tokenizer(self):
         """A private jieba tokenizer whose dictionary knows the gazetteer and the
         suffixes, built on first use (a process that never meets a trigger never loads
-        jieba), and the dictionary's part-of-speech tags."""
+        jieba), and the part-of-speech tags that are not nouns (`_tags`)."""
         if self._jieba is None:
             import jieba
-            import jieba.posseg
 
             jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict…" on stderr
-            tokenizer = _tokenizer_class()()
-            tags = dict(jieba.posseg.POSTokenizer(tokenizer).word_tag_tab)
+            tokenizer = jieba.Tokenizer()
+            tags = _tags(tokenizer)
             for words, tag in ((sorted(self._places), "ns"),
                                (sorted(self._compounds), "j"),  # 成渝: a pair, no party
                                ([w for w in [*self._suffixes, *self._extra] if len(w) > 1], "nt")):
@@ -829,22 +660,26 @@ class _PartyFinder:
             self._jieba = (tokenizer, tags)
         return self._jieba
 
+    def _known(self, word: str) -> bool:
+        """Whether `word` is in the tokenizer's dictionary (its FREQ also holds every
+        prefix of a word, with frequency 0)."""
+        return self.tokenizer()[0].FREQ.get(word, 0) > 0
+
     def _tokens(self, sentence: str) -> list[tuple[str, str]]:
         # Words by the tokenizer (its HMM finds unknown names such as 宇强), tags by the
         # dictionary: posseg's own tagging HMM would cost most of the extraction time.
-        # A word the dictionary lacks is a number, punctuation, or taken as a name.
+        # A dictionary word without a kept tag is a noun; a word the dictionary lacks is
+        # a number, punctuation, or taken as a name.
         tokenizer, tags = self.tokenizer()
+        freq = tokenizer.FREQ
         out = []
-        tag_of = self._tag_of  # a small table of the words met: the dictionary is large
-        for word in tokenizer.words(sentence):  # tokenizer.lcut(sentence)
-            tag = tag_of.get(word)
+        for word in tokenizer.lcut(sentence):
+            tag = tags.get(word)
             if tag is None:
-                tag = tags.get(word)
-                if tag is None:
+                if freq.get(word, 0) > 0:
+                    tag = "n"
+                else:
                     tag = "m" if word.isdigit() else "nz" if _NAME_CHARS.match(word) else "x"
-                if len(tag_of) >= 50_000:
-                    tag_of.clear()
-                tag_of[word] = tag
             out.append((word, tag))
         return out
 
@@ -861,7 +696,6 @@ class _PartyFinder:
                 depth += word.count("《") - word.count("》")
                 if depth > 0 or "》" in word:
                     taken.add(i)
-        words = self.tokenizer()[1]
         suffixes = self._suffix_tuple
         for j, (word, flag) in enumerate(tokens):
             if not word.endswith(suffixes):
@@ -873,7 +707,7 @@ class _PartyFinder:
             head = ""  # 从市 glued by jieba: the name starts after the preposition
             while k > 0 and j - k < 8 and self._name_like(*tokens[k - 1]):
                 word_before = tokens[k - 1][0]
-                if word_before not in words and word_before.startswith(self._prepositions):
+                if not self._known(word_before) and word_before.startswith(self._prepositions):
                     head = word_before
                     break
                 k -= 1
