@@ -42,12 +42,11 @@ _DERIVED = ("title", "text", "published_at", "origin", "author", "regions", "top
             "relevance", "events", "event_types", "language", "script")
 
 
-def stale_ids(engine: Engine, source_ids: list[str] | None = None) -> list[str]:
-    """Ids of the records an older pipeline produced (of `source_ids`)."""
+def stale_filter(source_ids: list[str] | None = None) -> Filters:
+    """The records an older pipeline produced (of `source_ids`)."""
     from cyz.record import PIPELINE_VERSION
 
-    filters = Filters(sources=list(source_ids or []), pipeline_below=PIPELINE_VERSION)
-    return sorted(r["id"] for r in engine.iter_records(filters))
+    return Filters(sources=list(source_ids or []), pipeline_below=PIPELINE_VERSION)
 
 
 def _source_for(raw_source_id: str, configured: dict[str, Source], old: dict | None) -> Source | None:
@@ -101,17 +100,13 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                      engine_name: str | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """`reextract` for a caller that holds the data dir's lock already (the crawl)."""
-    counts = {"reextracted": 0, "failed": 0, "not_stored": 0, "stale_left": 0}
+    counts = {"reextracted": 0, "failed": 0, "not_stored": 0, "stale_left": 0, "no_raw_page": 0}
     engine = open_engine(engine_name, data_dir)
     engine.init()
-    chosen: list[str] | None = None
-    if stale_only:
-        chosen = stale_ids(engine, source_ids)
-        counts["stale_left"] = max(0, len(chosen) - (limit if limit is not None else len(chosen)))
-        chosen = chosen[:limit] if limit is not None else chosen
-        if not chosen:  # the usual case: nothing to do, and no worker pool started for it
-            engine.close()
-            return counts
+    stale = stale_filter(source_ids) if stale_only else None
+    if stale is not None and engine.count(stale) == 0:
+        engine.close()  # the usual case: nothing to do, and no worker pool started for it
+        return counts
     with storing(data_dir):
         archive = RawArchive(data_dir)
         reprints = ReprintIndex(data_dir / REPRINTS_FILE)
@@ -135,12 +130,12 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     done = 0
-    if chosen is None:
+    if stale is None:
         pages: Iterator[RawPage] = archive.iter_pages(source_ids)
         total = archive.count(source_ids)
     else:
-        pages = (page for i in chosen if (page := archive.get(i)) is not None)
-        total = len(chosen)
+        total = engine.count(stale) if limit is None else min(limit, engine.count(stale))
+        pages = _stale_pages(engine, stale, archive, limit, counts)
     try:
         for raw, old, future in _in_flight(pool, pages, writer, configured, 4 * default_workers()):
             try:
@@ -168,6 +163,8 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                 progress(done, total)
         writer.flush()
         engine.refresh()
+        if stale is not None:
+            counts["stale_left"] = engine.count(stale)
     except StorageError as exc:
         counts["not_stored"] += waiting[0]
         writer.discard()
@@ -181,6 +178,22 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
         archive.close()
         reprints.close()
     return counts
+
+
+def _stale_pages(engine: Engine, stale: Filters, archive: RawArchive, limit: int | None,
+                 counts: dict) -> Iterator[RawPage]:
+    """The raw pages of up to `limit` stale records. A record without one (its page was
+    never archived) cannot be re-extracted: counted in `no_raw_page`, not taking a place."""
+    n = 0
+    for record in engine.iter_records(stale):
+        if limit is not None and n >= limit:
+            return
+        page = archive.get(record["id"])
+        if page is None:
+            counts["no_raw_page"] += 1
+            continue
+        n += 1
+        yield page
 
 
 def _same_output(old: dict, new: dict) -> bool:

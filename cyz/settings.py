@@ -43,24 +43,18 @@ def _clock(value: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
-def _count(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ValueError("expected a whole number, 0 or more (0: one per core)")
-    return number
+def _whole_number(zero_means: str) -> Callable[[str], int]:
+    """A validator of a count, 0 or more; the error says what 0 means."""
+    def check(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise ValueError(f"expected a whole number, 0 or more (0: {zero_means})")
+        return number
 
-
-def _per_run(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ValueError("expected a whole number, 0 or more (0: never during a crawl)")
-    return number
+    return check
 
 
 def _port(value: str) -> int:
@@ -143,7 +137,7 @@ def _file(value: str) -> Path:
 
 Engine = Annotated[str, BeforeValidator(_engine)]
 Clock = Annotated[time, BeforeValidator(_clock)]
-Count = Annotated[int, BeforeValidator(_count)]
+Count = Annotated[int, BeforeValidator(_whole_number("one per core"))]
 Port = Annotated[int, BeforeValidator(_port)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Url = Annotated[str, BeforeValidator(_url)]
@@ -166,7 +160,7 @@ class Settings(BaseModel):
     workers: Count | None = Field(None, alias="CYZ_WORKERS")  # None: one per core
     # After a pipeline upgrade, each crawl re-extracts this many stale records from the
     # raw archive (pages a 304 would otherwise never bring up to date).
-    reextract_per_run: Annotated[int, BeforeValidator(_per_run)] = Field(
+    reextract_per_run: Annotated[int, BeforeValidator(_whole_number("never during a crawl"))] = Field(
         1000, alias="CYZ_REEXTRACT_PER_RUN")
 
     es_url: Url | None = Field(None, alias="CYZ_ES_URL")
