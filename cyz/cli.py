@@ -623,9 +623,7 @@ def export(since, until, regions, sources, fmt, output, events_only) -> None:
         from cyz.timeline import EXPORT_COLUMNS, export_rows
 
         filters = _event_filters(since, until, (), regions)
-        records = list(engine.iter_events(filters))
-        records.sort(key=lambda e: e.get("date_from") or e.get("first_reported_at") or "",
-                     reverse=True)
+        records = list(engine.iter_events(filters))  # newest first, as `cyz events`
         if fmt == "csv":
             records = list(export_rows(records))
         csv_writer = partial(write_csv, columns=EXPORT_COLUMNS)
