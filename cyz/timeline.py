@@ -55,17 +55,6 @@ def find_events(filters: EventFilters | None = None, *, limit: int = 50, offset:
             engine.close()
 
 
-def iter_all_events(filters: EventFilters | None = None, engine: Engine | None = None) -> Iterator[dict]:
-    own = engine is None
-    engine = engine or open_engine()
-    try:
-        engine.init()
-        yield from engine.iter_events(filters or EventFilters())
-    finally:
-        if own:
-            engine.close()
-
-
 # -- wording ----------------------------------------------------------------------------
 
 
