@@ -234,3 +234,7 @@ def test_stale_records_are_reported_and_brought_up_to_date(tmp_path_factory):
         assert changed and all(r["updated_at"] > r["crawled_at"] for r in changed)
     finally:
         engine.close()
+
+    # Removing the demo's articles removes the events only they reported.
+    cyz("demo", "--clean", data_dir=data_dir)
+    assert events_json((data_dir, None, {}))["total"] == 0
