@@ -250,16 +250,22 @@ def test_trs_articles_have_head_metadata() -> None:
         assert path.name[1:9] == meta["PubDate"][:10].replace("-", "")
 
 
-def test_traditional_reprint_matches_a_simplified_article() -> None:
+def test_traditional_reprints_match_simplified_articles() -> None:
     t2s = opencc.OpenCC("t2s")
-    hant = [p for p in (SITES / HUAXIA / "local").rglob("c.html")
-            if "遵義" in read_page(p) and "重慶" in read_page(p)]
-    assert len(hant) == 1
-    text = body_text(hant[0])
-    assert "成渝" in text and "遵义" not in text
-    simplified = t2s.convert(text)
-    twins = [p for p in article_files() if p != hant[0] and body_text(p) == simplified]
+    hant = sorted(p for p in (SITES / HUAXIA / "local").rglob("c.html")
+                  if "遵義" in read_page(p) and "重慶" in read_page(p))
+    assert len(hant) == 2  # the 成渝中线高铁 article and the 江北区 agreement
+    for page in hant:
+        text = body_text(page)
+        assert "成渝" in text and "遵义" not in text
+    # The high-speed rail copy is the simplified article converted, word for word.
+    simplified = t2s.convert(body_text(hant[1]))
+    twins = [p for p in article_files() if p != hant[1] and body_text(p) == simplified]
     assert len(twins) == 1
+    # The agreement's copy keeps every paragraph of its simplified original but the lead.
+    kept = [t2s.convert(par) for par in paragraphs(hant[0])[1:]]
+    originals = [p for p in article_files() if p not in hant and paragraphs(p)[1:] == kept]
+    assert len(originals) == 1
 
 
 def test_reprint_of_a_government_article_on_the_national_site() -> None:

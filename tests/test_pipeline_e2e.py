@@ -82,8 +82,8 @@ def search(engine, query: str, **filters) -> list[dict]:
 
 def test_first_crawl_summary_counts_every_outcome(runs):
     _, first, _, _ = runs
-    # demo: 32 readable articles; fault gov site: the GOOD pages; fault news site: 5
-    assert first.new == 32 + len(GOOD) + 5
+    # demo: 33 readable articles; fault gov site: the GOOD pages; fault news site: 5
+    assert first.new == 33 + len(GOOD) + 5
     assert first.updated == 0 and first.unchanged == 0
     assert first.url_duplicates >= 2  # demo ?from=timeline copy and the fault site's copy
     assert first.reprints >= 2  # the demo reprint and the traditional copy
@@ -150,16 +150,16 @@ def test_crawl_with_the_engine_down_spools_and_the_next_run_flushes(
 
     try:
         down = run()
-        assert down.new == 32 and down.failed_total == 2  # the crawl itself went on normally
+        assert down.new == 33 and down.failed_total == 2  # the crawl itself went on normally
         spooled = (tmp_path / "spool" / f"opensearch-{prefix}.jsonl").read_text(encoding="utf-8")
-        assert len(spooled.splitlines()) == 32
+        assert len(spooled.splitlines()) == 33
         monkeypatch.setenv("CYZ_OPENSEARCH_URL", opensearch_url)
         back = run()
-        assert back.new == 0 and back.unchanged == 32  # nothing extracted again
+        assert back.new == 0 and back.unchanged == 33  # nothing extracted again
         engine = open_engine("opensearch", tmp_path)
         try:
             engine.init()
-            assert engine.count() == 32  # every spooled record, once
+            assert engine.count() == 33  # every spooled record, once
             assert engine.status()["spooled"] == 0
         finally:
             engine.close()
