@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SOURCE_STATS = "cyz/source/"  # per-source counterparts of the run's `cyz/...` stats
+
+
+def source_stat(source_id: str, key: str) -> str:
+    """The per-source stats key of a global one: `cyz/new` → `cyz/source/<id>/new`."""
+    return f"{SOURCE_STATS}{source_id}/{key.removeprefix('cyz/')}"
+
 
 @dataclass
 class PageItem:

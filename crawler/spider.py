@@ -33,7 +33,7 @@ from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
 from cyz.config import Source
-from cyz.crawler.items import PageItem
+from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.middlewares import failure_reason
 from cyz.urls import canonical_url, clean_url, host_allowed, url_pattern
 
@@ -132,8 +132,11 @@ class SourceSpider(scrapy.Spider):
         return [c.source for c in self.sources.values()]
 
     # -- stats -------------------------------------------------------------------
-    def _inc(self, key: str, n: int = 1) -> None:
+    def _inc(self, key: str, n: int = 1, source_id: str | None = None) -> None:
+        """Count `key` for the run and, when the source is known, for the source too."""
         self.crawler.stats.inc_value(key, n)
+        if source_id is not None:
+            self.crawler.stats.inc_value(source_stat(source_id, key), n)
 
     # -- request building --------------------------------------------------------
     def _request(self, comp: _Compiled, url: str, *, kind: str, depth: int,
@@ -143,24 +146,24 @@ class SourceSpider(scrapy.Spider):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
         if not host_allowed(parts.hostname, comp.domains):
-            self._inc("cyz/offsite_links")
+            self._inc("cyz/offsite_links", source_id=comp.source.id)
             return None
         canon = canonical_url(url, comp.tracking)
         first = self._seen.get(canon)
         if first is not None:
             # Same canonical page under another spelling: a URL duplicate, not a re-fetch.
             if kind == "article" and first != url:
-                self._inc("cyz/url_duplicates")
+                self._inc("cyz/url_duplicates", source_id=comp.source.id)
             return None
         if self.max_pages and self._articles >= self.max_pages:
-            self._inc("cyz/capped")
+            self._inc("cyz/capped", source_id=comp.source.id)
             return None
         if kind == "list":
             if via != "start" and comp.max_list_pages \
                     and comp.list_pages >= comp.max_list_pages:
                 if canon not in comp.list_capped:  # each URL cut is counted once
                     comp.list_capped.add(canon)
-                    self._inc("cyz/list_pages_capped")
+                    self._inc("cyz/list_pages_capped", source_id=comp.source.id)
                 return None
             comp.list_pages += 1
         self._seen[canon] = url
@@ -242,18 +245,19 @@ class SourceSpider(scrapy.Spider):
         return self.sources[response.meta["cyz_source"]]
 
     def parse_list(self, response: Response) -> Iterator[scrapy.Request]:
-        self._inc("cyz/list_pages")
+        source_id = response.meta.get("cyz_source")
+        self._inc("cyz/list_pages", source_id=source_id)
         if not isinstance(response, TextResponse):
-            self._inc("cyz/failed/not_html")
+            self._record_failure("not_html", response.url, source_id, sample=False)
             return
         yield from self._links(self._source(response), response)
 
     def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
-        self._inc("cyz/feeds")
         comp = self._source(response)
+        self._inc("cyz/feeds", source_id=comp.source.id)
         links = feed_links(response.body)
         if links is None:
-            self._inc("cyz/failed/bad_feed")
+            self._record_failure("bad_feed", response.url, comp.source.id, sample=False)
             return
         depth = response.meta.get("cyz_depth", 0) + 1
         for link in links:
@@ -263,19 +267,20 @@ class SourceSpider(scrapy.Spider):
                 yield req
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
-        self._inc("cyz/sitemaps")
         comp = self._source(response)
+        self._inc("cyz/sitemaps", source_id=comp.source.id)
         body = response.body
         if body[:2] == b"\x1f\x8b":
             try:
                 body = gunzip(body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
             except Exception:  # noqa: BLE001 - a broken archive is a bad sitemap, counted
-                self._inc("cyz/failed/bad_sitemap")
+                self._record_failure("bad_sitemap", response.url, comp.source.id,
+                                     sample=False)
                 return
         try:
             sitemap = Sitemap(body)
         except Exception:  # noqa: BLE001 - lxml raises several types on garbage
-            self._inc("cyz/failed/bad_sitemap")
+            self._record_failure("bad_sitemap", response.url, comp.source.id, sample=False)
             return
         depth = response.meta.get("cyz_depth", 0) + 1
         nested = sitemap.type == "sitemapindex"
@@ -299,18 +304,19 @@ class SourceSpider(scrapy.Spider):
         meta = response.meta
         status = response.status
         known = bool(meta.get("cyz_known"))
+        source_id = meta.get("cyz_source")
         if status == 200:
-            self._inc("cyz/fetched")
+            self._inc("cyz/fetched", source_id=source_id)
         elif status == 304:
-            self._inc("cyz/not_modified")
+            self._inc("cyz/not_modified", source_id=source_id)
         elif status in (404, 410):
             if not known:
                 # Never stored: a broken link, not a page that went away.
-                self._record_failure("http_4xx", response.url)
+                self._record_failure("http_4xx", response.url, source_id)
                 return
-            self._inc("cyz/gone")
+            self._inc("cyz/gone", source_id=source_id)
         else:
-            self._record_failure(f"http_{status // 100}xx", response.url)
+            self._record_failure(f"http_{status // 100}xx", response.url, source_id)
             return
         ctype = response.headers.get("Content-Type")
         ctype_s = ctype.decode("latin-1") if ctype else None
@@ -340,19 +346,21 @@ class SourceSpider(scrapy.Spider):
         )
 
     # -- failures ----------------------------------------------------------------
-    def _record_failure(self, reason: str, url: str) -> None:
-        self._inc(f"cyz/failed/{reason}")
-        if len(self._failure_samples) < MAX_FAILURE_SAMPLES:
+    def _record_failure(self, reason: str, url: str, source_id: str | None = None, *,
+                        sample: bool = True) -> None:
+        self._inc(f"cyz/failed/{reason}", source_id=source_id)
+        if sample and len(self._failure_samples) < MAX_FAILURE_SAMPLES:
             self._failure_samples.append(f"{reason} {url}")
             self.crawler.stats.set_value("cyz/failure_samples", list(self._failure_samples))
 
     def on_error(self, failure: Any) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        source_id = request.meta.get("cyz_source") if request is not None else None
         reason = failure_reason(failure)
         if reason == "robots_forbidden":
-            self._inc("cyz/robots_forbidden")
-        self._record_failure(reason, url)
+            self._inc("cyz/robots_forbidden", source_id=source_id)
+        self._record_failure(reason, url, source_id)
         self.logger.info("failed (%s): %s", reason, url)
 
 

@@ -465,11 +465,22 @@ def index_status(as_json) -> None:
             status["stale"] = engine.count(Filters(pipeline_below=PIPELINE_VERSION))
     finally:
         engine.close()
+    from cyz.runs import last_run
+
+    try:
+        run = last_run(paths.data_dir())
+    except Exception as exc:  # noqa: BLE001 - an unreadable history must not hide the index
+        _warn(f"cannot read the run history: {type(exc).__name__}: {exc}")
+        run = None
+    if run is not None:
+        status["last_run"] = {"ended_at": run["ended_at"], "status": run["status"]}
     if as_json:
         _print_json(status)
         return
     for key, value in status.items():
-        if isinstance(value, dict):
+        if key == "last_run":
+            out.print(f"{key:>12}: {value['status']} (ended {value['ended_at']})")
+        elif isinstance(value, dict):
             out.print(f"{key:>12}: current {', '.join(value.get('current', [])) or '-'}")
             for index, count in value.get("versions", {}).items():
                 out.print(f"{'':>14}{index}: {count} documents")
@@ -503,6 +514,52 @@ def index_migrate(drop_old, wait) -> None:
             engine.close()
     if not moved:
         out.print(f"{engine.name}: nothing to migrate (the schema is upgraded in place)")
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a list of runs: {kind, started_at, ended_at, status, sources: "
+                   "{ID: {fetched, new, updated, unchanged, failed: {reason: n}}}, "
+                   "alerts_sent, errors}.")
+def runs(limit, as_json) -> None:
+    """The recorded runs of every job, newest first: status (ok, partial, failed,
+    skipped), counts summed over the sources, and errors."""
+    from cyz.runs import list_runs, totals
+
+    try:
+        history = list_runs(paths.data_dir(), limit)
+    except Exception as exc:  # noqa: BLE001 - sqlite3 or OS errors, one line
+        _fail(f"cannot read the run history in {paths.data_dir()}: {type(exc).__name__}: {exc}")
+    if as_json:
+        _print_json(history)
+        return
+    if not history:
+        out.print(f"no runs recorded yet in {paths.data_dir()}")
+        return
+    table = Table("kind", "started", "duration", "status", "new", "updated", "failed", "errors")
+    for run in history:
+        sums = totals(run)
+        errors = "; ".join(run["errors"])
+        if len(errors) > 80:
+            errors = errors[:79] + "…"
+        table.add_row(run["kind"], run["started_at"], _duration(run), run["status"],
+                      str(sums["new"]), str(sums["updated"]), str(sums["failed"]),
+                      escape(errors))
+    out.print(table)
+
+
+def _duration(run: dict) -> str:
+    from datetime import datetime
+
+    try:
+        seconds = int((datetime.fromisoformat(run["ended_at"])
+                       - datetime.fromisoformat(run["started_at"])).total_seconds())
+    except (TypeError, ValueError):
+        return "?"
+    minutes, seconds = divmod(max(seconds, 0), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
 @main.command()

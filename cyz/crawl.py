@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyz.config import Source
+from cyz.crawler.items import SOURCE_STATS
 from cyz.exit_codes import ExitCode
-from cyz.lock import data_dir_lock
+from cyz.lock import DataDirLocked, data_dir_lock
 from cyz.storage import StorageError
 
 # The per-run path of every article page, in order (see pipelines/process.py and store.py).
@@ -41,12 +42,20 @@ class RunSummary:
     pages_received: int = 0  # list pages, feeds, sitemaps and article answers (200/304/404/410)
     reextracted: int = 0  # stale records (an older pipeline's) brought up to date after the crawl
     stale_left: int = 0  # stale records left for the next runs (or `cyz reextract --stale`)
+    # {source_id: {fetched, new, updated, unchanged, failed: {reason: n}}}, every source
+    # crawled (zeros included) and any other the stats name
+    sources: dict[str, dict] = field(default_factory=dict)
     stats: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_stats(cls, stats: dict) -> RunSummary:
+    def from_stats(cls, stats: dict, source_ids: list[str] | tuple[str, ...] = ()) -> RunSummary:
         def n(key: str) -> int:
             return int(stats.get(f"cyz/{key}", 0) or 0)
+
+        named = {key[len(SOURCE_STATS):].split("/", 1)[0] for key in stats
+                 if key.startswith(SOURCE_STATS)}
+        ids = list(dict.fromkeys(source_ids)) + sorted(named - set(source_ids))
+        sources = {sid: _source_counts(stats, sid) for sid in ids}
 
         failed = {key.removeprefix("cyz/failed/"): int(v) for key, v in stats.items()
                   if key.startswith("cyz/failed/") and v}
@@ -59,7 +68,37 @@ class RunSummary:
                    interrupted=stats.get("cyz/interrupted") or None,
                    pages_received=sum(n(k) for k in ("list_pages", "feeds", "sitemaps",
                                                      "fetched", "not_modified", "gone")),
-                   stats=stats)
+                   sources=sources, stats=stats)
+
+    def answered(self, source_id: str) -> int:
+        """The article pages of a source that answered (200, 304, or gone: 404/410)."""
+        gone = int(self.stats.get(f"{SOURCE_STATS}{source_id}/gone", 0) or 0)
+        return self.sources.get(source_id, {}).get("fetched", 0) + gone
+
+    @property
+    def status(self) -> str:
+        """The run's status in the run history: `failed` when the exit code is not OK or
+        no source had one article page answer; `partial` when some sources got nothing
+        while others worked; else `ok` (a source with a few failures is counted, not
+        flagged)."""
+        if self.exit_code != ExitCode.OK:
+            return "failed"
+        if not self.sources:
+            return "ok"
+        answered = [self.answered(sid) > 0 for sid in self.sources]
+        if not any(answered):
+            return "failed"
+        return "ok" if all(answered) else "partial"
+
+    def errors(self) -> list[str]:
+        """The problems of the run, then one line per source that got nothing."""
+        lines = self.problems()
+        for sid, counts in self.sources.items():
+            if self.answered(sid) == 0:
+                reasons = ", ".join(f"{r} {n}" for r, n in counts["failed"].items())
+                lines.append(f"{sid}: no article page answered"
+                             + (f" ({reasons})" if reasons else ""))
+        return lines
 
     @property
     def failed_total(self) -> int:
@@ -127,7 +166,21 @@ class RunSummary:
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
                 "list_pages_capped": self.list_pages_capped, "failed": self.failed,
                 "not_stored": self.not_stored, "interrupted": self.interrupted,
-                "reextracted": self.reextracted, "stale_left": self.stale_left}
+                "reextracted": self.reextracted, "stale_left": self.stale_left,
+                "sources": self.sources}
+
+
+def _source_counts(stats: dict, source_id: str) -> dict:
+    prefix = f"{SOURCE_STATS}{source_id}/"
+
+    def n(key: str) -> int:
+        return int(stats.get(prefix + key, 0) or 0)
+
+    failed = {key.removeprefix(prefix + "failed/"): int(v) for key, v in stats.items()
+              if key.startswith(prefix + "failed/") and v}
+    return {"fetched": n("fetched") + n("not_modified"), "new": n("new"),
+            "updated": n("updated"), "unchanged": n("unchanged"),
+            "failed": dict(sorted(failed.items()))}
 
 
 def crawl(
@@ -149,7 +202,64 @@ def crawl(
     once then). The engine is opened next, so a configuration error stops the run before
     any request; an engine that is merely down does not (records are spooled). A data
     dir that cannot take records raises `StorageError`; one that fills up during the
-    run ends it early, with `storage_error` and `not_stored` in the summary."""
+    run ends it early, with `storage_error` and `not_stored` in the summary.
+
+    Every outcome is recorded in the run history (`cyz.runs`, kind "crawl"): a locked
+    data dir as `skipped`, an exception as `failed` with its line; the history failing
+    to be written is logged, never raised."""
+    from cyz.runs import now
+
+    started_at = now()
+    source_ids = [s.id for s in sources if s.enabled]
+    try:
+        summary = _crawl(sources, data_dir=data_dir, engine=engine, max_pages=max_pages,
+                         host_map=host_map, settings_overrides=settings_overrides,
+                         progress=progress, wait=wait, on_wait=on_wait)
+    except DataDirLocked as exc:
+        _record(data_dir, started_at, "skipped", source_ids, [str(exc)])
+        raise
+    except StorageError as exc:
+        _record(data_dir, started_at, "failed", source_ids, [str(exc)])
+        raise
+    except BaseException as exc:
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _record(data_dir, started_at, "failed", source_ids,
+                [f"{type(exc).__name__}: {line}" if line else type(exc).__name__])
+        raise
+    _record(data_dir, started_at, summary.status, summary, summary.errors())
+    return summary
+
+
+def _record(data_dir: Path, started_at: str, status: str, sources: RunSummary | list[str],
+            errors: list[str]) -> None:
+    """Write the run to the history; a failure to do so is a warning, never the run's."""
+    import logging
+
+    from cyz.runs import now, record_run
+
+    if isinstance(sources, RunSummary):
+        counts = sources.sources
+    else:
+        counts = RunSummary.from_stats({}, sources).sources
+    try:
+        record_run(data_dir, "crawl", started_at, now(), status, counts, errors=errors)
+    except Exception as exc:  # noqa: BLE001 - the history must never fail the crawl
+        logging.getLogger(__name__).warning("cannot record the run in the run history of "
+                                            "%s: %s: %s", data_dir, type(exc).__name__, exc)
+
+
+def _crawl(
+    sources: list[Source],
+    *,
+    data_dir: Path,
+    engine: str | None,
+    max_pages: int | None,
+    host_map: dict[str, str] | None,
+    settings_overrides: dict | None,
+    progress,
+    wait: bool,
+    on_wait: Callable[[dict], None] | None,
+) -> RunSummary:
     from cyz.crawler.run import run_crawl
     from cyz.index import open_engine
 
@@ -174,7 +284,7 @@ def crawl(
         stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
                           host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
                           progress=progress, lock=lock)
-        summary = RunSummary.from_stats(stats)
+        summary = RunSummary.from_stats(stats, [s.id for s in sources if s.enabled])
         if not (summary.interrupted or summary.storage_error or summary.not_stored):
             _bring_stale_up_to_date(summary, sources, data_dir, engine)
     return summary

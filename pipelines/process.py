@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cyz.crawler.items import PageItem
+from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.state import CrawlState, body_hash
 from cyz.pipelines.workers import ExtractionPool
 from cyz.record import PIPELINE_VERSION, article_id
@@ -48,16 +48,20 @@ class ProcessPipeline:
         self.pool.close()
         self.state.close()
 
+    def _inc(self, key: str, page: PageItem) -> None:
+        self.stats.inc_value(key)
+        self.stats.inc_value(source_stat(page.source_id, key))
+
     async def process_item(self, page: PageItem) -> ArticleItem:
         if page.status == 304:
-            self.stats.inc_value("cyz/unchanged")
+            self._inc("cyz/unchanged", page)
             return ArticleItem(page, "unchanged")
         if page.status in (404, 410):
             return ArticleItem(page, "gone")
         known = self.state.get(page.canonical_url)
         # One look-up decides both "unchanged" and "new or updated".
         if known is not None and known.is_unchanged(body_hash(page.body), PIPELINE_VERSION):
-            self.stats.inc_value("cyz/unchanged")
+            self._inc("cyz/unchanged", page)
             return ArticleItem(page, "unchanged")
         source = self.crawler.spider.sources[page.source_id].source
         try:
@@ -66,11 +70,11 @@ class ProcessPipeline:
                                                        fetched_at=page.fetched_at)
         except Exception as exc:  # one page the pipeline cannot handle must not stop the crawl
             log.error("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
-            self.stats.inc_value("cyz/failed/extraction_error")
+            self._inc("cyz/failed/extraction_error", page)
             return ArticleItem(page, "failed")
         # The id follows the URL the crawl asked for, so a redirect never forks a record.
         record["id"] = article_id(page.canonical_url)
         if not record["text"].strip():
             log.warning("no article text found in %s", page.url)
-            self.stats.inc_value("cyz/empty_text")
+            self._inc("cyz/empty_text", page)
         return ArticleItem(page, "updated" if known and known.content_hash else "new", record, sig)

@@ -26,7 +26,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cyz.crawler.items import PageItem
+from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.state import CrawlState, body_hash
 from cyz.index import open_engine
 from cyz.index.base import Engine
@@ -164,6 +164,7 @@ class DedupePipeline:
         item.cluster_changes = placement.changed
         if placement.is_reprint:
             self.stats.inc_value("cyz/reprints")
+            self.stats.inc_value(source_stat(item.page.source_id, "reprints"))
         return item
 
 
@@ -208,6 +209,7 @@ class StorePipeline:
         summary = {"id": record["id"] if record else None, "url": page.url, "outcome": outcome}
         if outcome == "not_stored" or (self.error is not None and outcome in ("new", "updated")):
             self.stats.inc_value("cyz/not_stored")
+            self.stats.inc_value(source_stat(page.source_id, "not_stored"))
             return summary
         if self.error is not None:
             return summary
@@ -249,9 +251,10 @@ class StorePipeline:
     def _flushed(self, records: list[dict]) -> None:
         """A batch is in the engine: count it, confirm its reprint placements, then
         record its fetches (a crash before that re-fetches the pages, never loses them)."""
-        for _page, outcome in self.fetches:
+        for page, outcome in self.fetches:
             if outcome in ("new", "updated"):
                 self.stats.inc_value(f"cyz/{outcome}")
+                self.stats.inc_value(source_stat(page.source_id, outcome))
         fetches = self.fetches
         self.fetches = []
         with storing(self.data_dir):
@@ -276,11 +279,13 @@ class StorePipeline:
 
     def _failed(self, exc: BaseException) -> None:
         """Count what is lost, remember the first failure, stop writing and crawling."""
-        lost = sum(1 for _page, outcome in self.fetches if outcome in ("new", "updated"))
+        lost = [page for page, outcome in self.fetches if outcome in ("new", "updated")]
         self.fetches = []
         self.writer.discard()
         if lost:
-            self.stats.inc_value("cyz/not_stored", lost)
+            self.stats.inc_value("cyz/not_stored", len(lost))
+            for page in lost:
+                self.stats.inc_value(source_stat(page.source_id, "not_stored"))
         if self.error is not None:
             return
         if is_storage_error(exc):
