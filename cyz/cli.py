@@ -453,7 +453,7 @@ def index_status(as_json) -> None:
     """Show the engine, index versions and document counts, spool size, last flush, and
     how many records an older pipeline made (`stale`)."""
     from cyz.index import open_engine
-    from cyz.index.base import Filters
+    from cyz.index.base import stale_filter
     from cyz.record import PIPELINE_VERSION
 
     engine = open_engine()
@@ -462,7 +462,7 @@ def index_status(as_json) -> None:
         status = {**engine.status(), "data_dir": str(paths.data_dir())}
         if status.get("online", True):
             status["pipeline_version"] = PIPELINE_VERSION
-            status["stale"] = engine.count(Filters(pipeline_below=PIPELINE_VERSION))
+            status["stale"] = engine.count(stale_filter())
     finally:
         engine.close()
     from cyz.runs import last_run

@@ -8,6 +8,9 @@ validates the shape where a boundary needs it.
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -146,6 +149,38 @@ class Article(BaseModel):
     event_types: list[str] = Field(default_factory=list)
     pipeline_version: int = PIPELINE_VERSION
     content_hash: str | None = None
+
+
+_ISO_DAY = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+@lru_cache(maxsize=8192)  # the same few dates recur across an article and a batch
+def _span(text: str | None) -> tuple[date, date] | None:
+    """The first and last day an ISO day, month or year can mean."""
+    match = _ISO_DAY.match(text or "")
+    if not match:
+        return None
+    year, month, day = (int(g) if g else None for g in match.groups())
+    try:
+        if month is None:
+            return date(year, 1, 1), date(year, 12, 31)
+        if day is None:
+            first = date(year, month, 1)
+            following = date(year + month // 12, month % 12 + 1, 1)
+            return first, following - timedelta(days=1)
+        return date(year, month, day), date(year, month, day)
+    except ValueError:  # 2024-13, 2024-02-30: no date rather than a wrong one
+        return None
+
+
+def date_range(value: str | None, end: str | None = None) -> tuple[date, date] | None:
+    """The first and last day an event's `date` (and its `date_end`) can mean: 2024-07 →
+    07-01…07-31; 2024 → the whole year; 2024-04-20 to 2024-04-22 → those three days."""
+    first = _span(value)
+    if first is None:
+        return None
+    last = _span(end)
+    return first[0], last[1] if last and last[1] >= first[0] else first[1]
 
 
 def article_id(canonical_url: str) -> str:

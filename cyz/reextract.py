@@ -23,7 +23,7 @@ from pathlib import Path
 from cyz.config import Source
 from cyz.crawler.settings import BASE_SETTINGS
 from cyz.index import open_engine
-from cyz.index.base import Engine, Filters
+from cyz.index.base import Engine, Filters, stale_filter
 from cyz.lock import data_dir_lock
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
@@ -40,13 +40,6 @@ _KEEP = ("crawled_at", "gone_at")
 # `updated_at` moves, so later stages (alerts) see the article anew.
 _DERIVED = ("title", "text", "published_at", "origin", "author", "regions", "topics",
             "relevance", "events", "event_types", "language", "script")
-
-
-def stale_filter(source_ids: list[str] | None = None) -> Filters:
-    """The records an older pipeline produced (of `source_ids`)."""
-    from cyz.record import PIPELINE_VERSION
-
-    return Filters(sources=list(source_ids or []), pipeline_below=PIPELINE_VERSION)
 
 
 def _source_for(raw_source_id: str, configured: dict[str, Source], old: dict | None) -> Source | None:
@@ -104,7 +97,8 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
     engine = open_engine(engine_name, data_dir)
     engine.init()
     stale = stale_filter(source_ids) if stale_only else None
-    if stale is not None and engine.count(stale) == 0:
+    stale_count = engine.count(stale) if stale is not None else 0
+    if stale is not None and stale_count == 0:
         engine.close()  # the usual case: nothing to do, and no worker pool started for it
         return counts
     with storing(data_dir):
@@ -134,7 +128,7 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
         pages: Iterator[RawPage] = archive.iter_pages(source_ids)
         total = archive.count(source_ids)
     else:
-        total = engine.count(stale) if limit is None else min(limit, engine.count(stale))
+        total = stale_count if limit is None else min(limit, stale_count)
         pages = _stale_pages(engine, stale, archive, limit, counts)
     try:
         for raw, old, future in _in_flight(pool, pages, writer, configured, 4 * default_workers()):

@@ -27,6 +27,14 @@ class Filters:
     pipeline_below: int | None = None
 
 
+def stale_filter(source_ids: list[str] | None = None) -> Filters:
+    """The records an older pipeline produced (of `source_ids`): `cyz index status`
+    counts them, the crawl and `cyz reextract --stale` bring them up to date."""
+    from cyz.record import PIPELINE_VERSION
+
+    return Filters(sources=list(source_ids or []), pipeline_below=PIPELINE_VERSION)
+
+
 @dataclass
 class EventFilters:
     """Filters of `cyz events` (and of alert rules on events), the same on every engine."""

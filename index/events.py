@@ -37,7 +37,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 
 from cyz.index.cjk import to_simplified
-from cyz.record import EVENT_TYPES, Happening
+from cyz.record import EVENT_TYPES, Happening, date_range
 
 # What a plan reads of an article record (engines fetch no more than this).
 ARTICLE_FIELDS = ("id", "url", "source_id", "source_name", "origin", "title", "published_at",
@@ -69,39 +69,9 @@ GENERIC_WORDS = (
 )
 _GENERIC = re.compile("|".join(sorted(map(re.escape, GENERIC_WORDS), key=len, reverse=True)))
 _NOT_WORD = re.compile(r"[^\w]|[\d_]")
-_DAY = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
 
 
 # -- dates -------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=8192)  # the same few dates recur across a batch's documents
-def _span(text: str | None) -> tuple[date, date] | None:
-    """The first and last day an ISO day, month or year can mean."""
-    match = _DAY.match(text or "")
-    if not match:
-        return None
-    year, month, day = (int(g) if g else None for g in match.groups())
-    try:
-        if month is None:
-            return date(year, 1, 1), date(year, 12, 31)
-        if day is None:
-            first = date(year, month, 1)
-            following = date(year + month // 12, month % 12 + 1, 1)
-            return first, following - timedelta(days=1)
-        return date(year, month, day), date(year, month, day)
-    except ValueError:  # 2024-13, 2024-02-30: no date rather than a wrong one
-        return None
-
-
-def date_range(value: str | None, end: str | None = None) -> tuple[date, date] | None:
-    """[date_from, date_to] of an event date and its optional end (2024-07 → 07-01…07-31;
-    2024 → the whole year; 2024-04-20 to 2024-04-22 → those three days)."""
-    first = _span(value)
-    if first is None:
-        return None
-    last = _span(end)
-    return first[0], last[1] if last and last[1] >= first[0] else first[1]
 
 
 @lru_cache(maxsize=8192)

@@ -24,7 +24,7 @@ from pathlib import Path
 from cyz.config import EventRule, TopicFile, load_topic
 from cyz.paths import config_dir
 from cyz.pipelines.tag import Tagger
-from cyz.record import Event
+from cyz.record import Event, date_range
 
 # --- sentences ------------------------------------------------------------------------
 
@@ -836,31 +836,7 @@ class _PartyFinder:
 
 
 def _span(event: dict) -> tuple[date, date] | None:
-    return _days(event["date"], event["date_end"])
-
-
-@lru_cache(maxsize=1024)
-def _days(value: str | None, end: str | None) -> tuple[date, date] | None:
-    """The first and last day of a date (and its range end): merging asks for every pair."""
-    if not value:
-        return None
-    end = end or value
-    first = _first_day(value)
-    last = _last_day(end)
-    return first, last if last >= first else first
-
-
-def _first_day(value: str) -> date:
-    parts = [int(p) for p in value.split("-")]
-    return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
-
-
-def _last_day(value: str) -> date:
-    parts = [int(p) for p in value.split("-")]
-    if len(parts) == 3:
-        return date(*parts)
-    month = parts[1] if len(parts) > 1 else 12
-    return date(parts[0], month, calendar.monthrange(parts[0], month)[1])
+    return date_range(event["date"], event["date_end"])
 
 
 def _dates_agree(a: dict, b: dict) -> bool:
