@@ -407,6 +407,94 @@ def _explain_rule(path: Path, data: dict, err: dict) -> str:
     return f"{path}: {label}, field {field!r}: {msg}"
 
 
+def _clock(value: object) -> object:
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError(f"expected a 24-hour time HH:MM, e.g. 08:00 (got {value!r})")
+    return value
+
+
+def _address(value: str) -> str:
+    from email.utils import parseaddr
+
+    _, address = parseaddr(value)
+    if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", address) or "\n" in value or "\r" in value:
+        raise ValueError(f"not a mail address: {value!r}")
+    return value.strip()
+
+
+class AlertRule(_Strict):
+    """One keyword alert (`config/alerts.yaml`); see DESIGN.md for an example."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: NonBlank
+    all: list[NonBlank] = Field(default_factory=list)  # every one must occur
+    any: list[NonBlank] = Field(default_factory=list)  # at least one must occur
+    none: list[NonBlank] = Field(default_factory=list)  # none may occur
+    regions: list[NonBlank] = Field(default_factory=list)  # mentions any of these places
+    sources: list[str] = Field(default_factory=list)
+    source_kinds: list[Literal["government", "news", "wechat"]] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)  # any of these topic ids
+    event_types: list[EventType] = Field(default_factory=list)  # has an event of these
+    planned: bool | None = None  # with event_types: only planned (true) or done (false)
+    min_relevance: float = Field(0.0, ge=0, le=1)
+    recipients: list[Annotated[str, AfterValidator(_address)]] = Field(min_length=1)
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest_at: Annotated[str, AfterValidator(_clock)] = "08:00"  # Asia/Shanghai
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _says_something(self) -> AlertRule:
+        if not (self.all or self.any or self.event_types or self.regions or self.topics):
+            raise ValueError("all: a rule needs keywords (all or any), event_types, regions "
+                             "or topics: it would match every article")
+        if self.mode != "digest" and "digest_at" in self.model_fields_set:
+            raise ValueError("digest_at: only a digest rule has one (mode: digest)")
+        return self
+
+
+class AlertsFile(_Strict):
+    rules: list[AlertRule] = Field(default_factory=list)
+
+
+def load_alerts(path: Path, sources: list[Source], topic: TopicFile) -> list[AlertRule]:
+    """Read and validate an alerts file against the sources and the topic; a missing
+    file means no rules."""
+    if not path.exists():
+        return []
+    data = _read_yaml(path)
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'rules' list")
+    try:
+        rules = AlertsFile.model_validate(data).rules
+    except ValidationError as exc:
+        raise _explain(path, data, exc, "rules", AlertRule, AlertsFile) from None
+    # A region may be given by a gazetteer alias; records carry the names.
+    region_names = {r.name: r.name for r in topic.regions}
+    region_names |= {a: r.name for r in topic.regions for a in r.aliases}
+    known = {"sources": {s.id for s in sources}, "topics": {t.id for t in topic.topics},
+             "regions": set(region_names)}
+    seen: set[str] = set()
+    for number, rule in enumerate(rules):
+        if rule.id in seen:
+            raise ConfigError(f"{path}: entry {rule.id!r}, field 'id': duplicate id")
+        seen.add(rule.id)
+        for field, names in known.items():
+            for value in getattr(rule, field):
+                if value not in names:
+                    close = difflib.get_close_matches(value, sorted(names), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(f"{path}: entry {rule.id!r}, field {field!r}: unknown "
+                                      f"{field[:-1]} {value!r}{hint}")
+        if rule.regions:
+            named = list(dict.fromkeys(region_names[r] for r in rule.regions))
+            rules[number] = rule.model_copy(update={"regions": named})
+    return rules
+
+
 @dataclass(frozen=True)
 class Config:
     """Every file of a config dir, validated together (`load_config`)."""
@@ -414,6 +502,11 @@ class Config:
     dir: Path
     sources: list[Source]
     topic: TopicFile
+    alerts: list[AlertRule] = ()
+
+    @property
+    def alerts_file(self) -> Path:
+        return self.dir / "alerts.yaml"
 
     @property
     def topic_file(self) -> Path:
@@ -430,4 +523,7 @@ def load_config(config_dir: Path, *, sources_file: Path | None = None) -> Config
     config_dir = Path(config_dir).resolve()
     sources = load_sources(sources_file or config_dir / "sources.yaml")
     topic = load_topic(config_dir / "topic.yaml")
-    return Config(dir=config_dir, sources=sources, topic=topic)
+    # Rules name sources of the config dir's own sources.yaml, whatever `sources_file` is.
+    known = sources if sources_file is None else load_sources(config_dir / "sources.yaml")
+    alerts = load_alerts(config_dir / "alerts.yaml", known, topic)
+    return Config(dir=config_dir, sources=sources, topic=topic, alerts=alerts)

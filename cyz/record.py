@@ -133,6 +133,9 @@ class Article(BaseModel):
     # `version` counts the page's contents: 1 for a new article, +1 per edit.
     updated_at: str | None = None
     version: int = 1
+    # When an engine last wrote the record (UTC; set by the engine, never by the crawl):
+    # alert rules see what was indexed since their last run, spooled records included.
+    indexed_at: str | None = None
     gone_at: str | None = None
     language: str | None = None
     script: str | None = None

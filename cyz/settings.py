@@ -112,6 +112,23 @@ def _mail_from(value: str) -> str:
     return value.strip()
 
 
+def _addresses(value: str) -> tuple[str, ...]:
+    found = tuple(a.strip() for a in value.split(",") if a.strip())
+    for address in found:
+        _mail_from(address)
+    return found
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", value.strip().lower())
+    if not match or float(match[1]) <= 0:
+        raise ValueError("expected a duration like 90s, 30m, 4h (a bare number: seconds)")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
 def _directory(value: str) -> Path:
     path = Path(value)
     if not path.exists():
@@ -142,6 +159,7 @@ Port = Annotated[int, BeforeValidator(_port)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Url = Annotated[str, BeforeValidator(_url)]
 File = Annotated[Path, BeforeValidator(_file)]
+Duration = Annotated[float, BeforeValidator(_duration)]  # seconds
 
 
 class Settings(BaseModel):
@@ -162,6 +180,11 @@ class Settings(BaseModel):
     # raw archive (pages a 304 would otherwise never bring up to date).
     reextract_per_run: Annotated[int, BeforeValidator(_whole_number("never during a crawl"))] = Field(
         1000, alias="CYZ_REEXTRACT_PER_RUN")
+    # A crawl still running after this long is stopped like a Ctrl-C (what was fetched
+    # is stored) and recorded as failed; one page's extraction after CYZ_PAGE_TIMEOUT is
+    # counted as failed (`extraction_timeout`) and its worker replaced.
+    crawl_timeout: Duration = Field(4 * 3600.0, alias="CYZ_CRAWL_TIMEOUT")
+    page_timeout: Duration = Field(120.0, alias="CYZ_PAGE_TIMEOUT")
 
     es_url: Url | None = Field(None, alias="CYZ_ES_URL")
     es_api_key: SecretStr | None = Field(None, alias="CYZ_ES_API_KEY")
@@ -191,6 +214,11 @@ class Settings(BaseModel):
         "starttls", alias="CYZ_SMTP_SECURITY")  # none | starttls | ssl
     mail_from: Annotated[str, BeforeValidator(_mail_from)] | None = Field(
         None, alias="CYZ_MAIL_FROM")
+    smtp_timeout: Duration = Field(30.0, alias="CYZ_SMTP_TIMEOUT")
+    # Crawl-health mails (a source gone silent, a failed or missed night, ...): one or
+    # more addresses, comma-separated; unset: `cyz health` only.
+    operator_email: Annotated[tuple[str, ...], BeforeValidator(_addresses)] = Field(
+        (), alias="CYZ_OPERATOR_EMAIL")
 
 NAMES: tuple[str, ...] = tuple(f.alias for f in Settings.model_fields.values() if f.alias)
 SECRETS = frozenset(f.alias for f in Settings.model_fields.values()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from cyz.index.query import Query
 
@@ -25,6 +25,14 @@ class Filters:
     until: date | None = None  # published_at on or before
     # records an older pipeline made: pipeline_version < N (a record without one counts as 0)
     pipeline_below: int | None = None
+    # written by an engine at or after this instant (`indexed_at`, ISO 8601 UTC): what
+    # alert rules have not seen yet
+    indexed_since: str | None = None
+
+
+def indexed_now() -> str:
+    """The `indexed_at` stamp an engine gives the records it writes now."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def stale_filter(source_ids: list[str] | None = None) -> Filters:

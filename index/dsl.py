@@ -52,6 +52,8 @@ def filter_clauses(filters: Filters | None) -> list[dict]:
         if filters.until:
             bounds["lte"] = f"{filters.until.isoformat()}T23:59:59.999+08:00"
         out.append({"range": {"published_at": bounds}})
+    if filters.indexed_since:
+        out.append({"range": {"indexed_at": {"gte": filters.indexed_since}}})
     if filters.pipeline_below is not None:
         # a record without a pipeline_version counts as version 0
         out.append({"bool": {"should": [

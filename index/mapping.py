@@ -103,6 +103,7 @@ ARTICLE_PROPERTIES = {
     "published_at": _DATE,
     "crawled_at": _DATE,
     "updated_at": _DATE,
+    "indexed_at": _DATE,
     "version": {"type": "integer"},
     "gone_at": _DATE,
     "language": _KEYWORD,

@@ -31,6 +31,7 @@ from cyz.index.base import (
     Hit,
     SearchRequest,
     SearchResult,
+    indexed_now,
 )
 from cyz.index.events import (
     ARTICLE_FIELDS,
@@ -253,6 +254,8 @@ class SearchEngine(Engine):
         """Bulk-index the articles, then their happenings; returns the records that
         failed, grouped by reason (a failed happening parks the batch's articles it
         reports: their replay plans it again)."""
+        stamp = indexed_now()
+        records = [{**r, "indexed_at": stamp} for r in records]
         by_id = {r["id"]: r for r in records}
         try:
             failures = list(self.client.bulk(_article_actions(records, self.articles)))

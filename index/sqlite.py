@@ -31,6 +31,7 @@ from cyz.index.base import (
     Hit,
     SearchRequest,
     SearchResult,
+    indexed_now,
 )
 from cyz.index.events import (
     ARTICLE_FIELDS,
@@ -47,7 +48,7 @@ from cyz.record import validate_article
 from cyz.storage import storing
 
 # Bump with a migration step in `_migrate` whenever the tables change.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # bm25 column weights: a match in the title counts five times one in the body.
 TITLE_WEIGHT = 5.0
@@ -109,13 +110,24 @@ _SCHEMA_V2 = (
     "CREATE INDEX IF NOT EXISTS event_reports_cluster ON event_reports (cluster_id)",
 )
 
+# v3: when each record was last written, for the alert rules (`Filters.indexed_since`);
+# the records already stored count as written when they last changed.
+_SCHEMA_V3 = (
+    "ALTER TABLE articles ADD COLUMN indexed_at TEXT",
+    "UPDATE articles SET indexed_at = coalesce(json_extract(record, '$.updated_at'), "
+    "json_extract(record, '$.crawled_at'))",
+    "CREATE INDEX IF NOT EXISTS articles_indexed ON articles (indexed_at)",
+)
+
 _UPSERT = """
-INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, pipeline_version, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, pipeline_version,
+                      indexed_at, record)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     source_id = excluded.source_id, published_at = excluded.published_at,
     pub_date = excluded.pub_date, pub_ts = excluded.pub_ts, regions = excluded.regions,
-    pipeline_version = excluded.pipeline_version, record = excluded.record
+    pipeline_version = excluded.pipeline_version, indexed_at = excluded.indexed_at,
+    record = excluded.record
 """
 # The upsert keeps `doc`, so the FTS row is replaced in place under the same rowid.
 _UPSERT_FTS = """
@@ -209,6 +221,9 @@ class SqliteEngine(Engine):
                 db.execute(statement)
             # Happenings are derived data: a v1 index gets them from its stored articles.
             self._rebuild_events(db)
+        if version < 3:
+            for statement in _SCHEMA_V3:
+                db.execute(statement)
 
     def _rebuild_events(self, db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM events")
@@ -241,8 +256,9 @@ class SqliteEngine(Engine):
         rows = []
         fts_rows = []
         batch: dict[str, dict] = {}
+        stamp = indexed_now()
         for record in records:
-            record = validate_article(record)
+            record = validate_article({**record, "indexed_at": stamp})
             row, fts = _rows_for(record)
             rows.append(row)
             fts_rows.append(fts)
@@ -532,6 +548,7 @@ def _rows_for(record: dict) -> tuple[tuple, tuple]:
         pub_ts,
         json.dumps(regions, ensure_ascii=False),
         record.get("pipeline_version") or 0,
+        record.get("indexed_at"),
         json.dumps(record, ensure_ascii=False, default=str),
     )
     return row, (cjk.index_terms(title), cjk.index_terms(text), record_id)
@@ -601,6 +618,9 @@ def _filter_sql(filters: Filters) -> tuple[str, list]:
     if filters.until:
         where.append("a.pub_date <= ?")
         params.append(filters.until.isoformat())
+    if filters.indexed_since:
+        where.append("a.indexed_at >= ?")
+        params.append(filters.indexed_since)
     if filters.pipeline_below is not None:
         where.append("coalesce(a.pipeline_version, 0) < ?")
         params.append(int(filters.pipeline_below))

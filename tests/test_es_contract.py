@@ -77,6 +77,8 @@ def script(engine: SearchEngine) -> dict:
     out["count"] = (engine.count(), engine.count(Filters(source_prefix="src-b")))
     out["get"] = (engine.get("c1"), engine.get("missing"))
     out["iter"] = sorted(r["id"] for r in engine.iter_records())
+    out["indexed_since"] = (sorted(r["id"] for r in engine.iter_records(Filters(indexed_since=STAMP))),
+                            engine.count(Filters(indexed_since="2030-01-01T00:00:00+00:00")))
     out["deleted"] = engine.delete(["c1"])
     engine.refresh()
     out["after_delete"] = engine.count()
@@ -84,6 +86,11 @@ def script(engine: SearchEngine) -> dict:
     out["migrate_drop"] = engine.migrate(drop_old=True)
     out["status"] = {k: v for k, v in engine.status().items() if k not in ("engine", "last_flush")}
     return out
+
+
+# Both runs stamp the records they write with this `indexed_at`, so the two request
+# sequences can be compared byte for byte.
+STAMP = "2026-01-02T03:04:05.000006+00:00"
 
 
 def _drop(proxy_free_url: str, prefix: str) -> None:
@@ -113,6 +120,8 @@ def both_runs(opensearch_url, tmp_path_factory):
     """(OpenSearch requests, OpenSearch answers, fake ES, ES answers), same prefix."""
     prefix = f"cyzc{secrets.token_hex(4)}"
     _drop(opensearch_url, prefix)
+    clock = pytest.MonkeyPatch()
+    clock.setattr("cyz.index.search_engine.indexed_now", lambda: STAMP)
     try:
         with RecordingProxy(opensearch_url) as proxy:
             engine = SearchEngine(OpenSearchClient.from_env({"CYZ_OPENSEARCH_URL": proxy.url}),
@@ -126,6 +135,8 @@ def both_runs(opensearch_url, tmp_path_factory):
                               tmp_path_factory.mktemp("es-data"), prefix)
         es_out = script(engine)
         engine.close()
+    clock.undo()
+    assert os_out["indexed_since"] == (["c1", "c2", "c3"], 0)
     return proxy.requests, os_out, fake, es_out
 
 

@@ -15,7 +15,7 @@ import pytest
 from test_engines import drop_prefix, opensearch_engine
 
 from cyz.index import cjk
-from cyz.index.base import EventFilters, Filters, SearchRequest
+from cyz.index.base import EventFilters, Filters, SearchRequest, indexed_now
 from cyz.index.events import build_happenings, candidate_lookup, date_range, plan
 from cyz.index.mapping import (
     ARTICLE_PROPERTIES,
@@ -27,7 +27,7 @@ from cyz.index.mapping import (
 from cyz.index.opensearch import OpenSearchClient
 from cyz.index.query import parse
 from cyz.index.search_engine import SearchEngine
-from cyz.index.sqlite import SqliteEngine
+from cyz.index.sqlite import SCHEMA_VERSION, SqliteEngine
 from cyz.record import Article, Event, Happening, RegionCount, RegionName, Report
 
 # --- the scenario -------------------------------------------------------------------------
@@ -444,7 +444,7 @@ def test_a_v1_index_migrates_in_place(tmp_path):
     path = tmp_path / "index.sqlite3"
     write_v1_index(path, RECORDS)
     eng = SqliteEngine(path)
-    assert eng.schema_version == 2
+    assert eng.schema_version == SCHEMA_VERSION
     assert eng.count() == len(RECORDS) + 1  # nothing lost
     assert eng.get("zy1")["events"] == R["zy1"]["events"]
     assert {r["id"] for r in eng.iter_records(Filters(regions=["遵义"]))} == set(R)
@@ -453,12 +453,16 @@ def test_a_v1_index_migrates_in_place(tmp_path):
     assert snapshot(eng) == {h["event_id"]: h for h in build_happenings(RECORDS)}
     # every stored record is stale for this pipeline; a rewritten one is not
     assert eng.count(Filters(pipeline_below=2)) == len(RECORDS) + 1
+    # v3: stored records count as indexed when they last changed; a write stamps anew
+    before = indexed_now()
+    assert eng.count(Filters(indexed_since=before)) == 0
     eng.write([R["zy1"]])
+    assert [r["id"] for r in eng.iter_records(Filters(indexed_since=before))] == ["zy1"]
     assert eng.count(Filters(pipeline_below=2)) == len(RECORDS)
     assert snapshot(eng) == {h["event_id"]: h for h in build_happenings(RECORDS)}
     eng.close()
     again = SqliteEngine(path)  # a second open migrates nothing
-    assert again.schema_version == 2 and again.count_events() == len(EXPECTED)
+    assert again.schema_version == SCHEMA_VERSION and again.count_events() == len(EXPECTED)
     again.close()
 
 
