@@ -605,6 +605,117 @@ def _count_printer(what: str):
     return show
 
 
+@main.group()
+def alerts() -> None:
+    """Keyword alerts by email (rules in config/alerts.yaml)."""
+
+
+@alerts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the rules and their state as JSON.")
+def alerts_list(as_json) -> None:
+    """The alert rules, their mode and recipients, and when each last ran."""
+    from cyz.alerts.outbox import Outbox
+
+    config = _config()
+    with Outbox(paths.data_dir()) as outbox:
+        rows = [{**rule.model_dump(), **vars(outbox.rule_state(rule.id))} for rule in config.alerts]
+        counts = outbox.counts()
+    if as_json:
+        _print_json({"file": str(config.alerts_file), "rules": rows, "mails": counts})
+        return
+    if not rows:
+        out.print(f"no alert rules in {config.alerts_file}")
+        return
+    table = Table("id", "name", "mode", "recipients", "seen until", title=str(config.alerts_file),
+                  title_justify="left")
+    for row in rows:
+        mode = f"digest {row['digest_at']}" if row["mode"] == "digest" else row["mode"]
+        table.add_row(escape(row["id"]) + ("" if row["enabled"] else " [dim](disabled)[/dim]"),
+                      escape(row["name"]), mode, escape(", ".join(row["recipients"])),
+                      (row["seen_until"] or "never run")[:19])
+    out.print(table)
+    out.print(f"mails: {counts['sent']} sent, {counts['queued']} queued")
+
+
+@alerts.command("run")
+@click.option("--dry-run", is_flag=True, help="Show what each rule would send; write and send nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {status, hits, sent, queued, subjects, errors, matches} as JSON.")
+def alerts_run(dry_run, as_json) -> None:
+    """Match every enabled rule against the articles new to it and send the mails due.
+
+    Immediate rules mail now; digest rules collect until their digest_at (Asia/Shanghai).
+    Mails wait in the outbox while the mail server is down and go at the next run; each
+    (rule, article) is mailed once. Exit 1 when mails stay queued or the index is down."""
+    from cyz.alerts import check_ready, run_alerts
+
+    config = _config()
+    if not dry_run:
+        try:
+            check_ready(config, load_settings())
+        except ConfigError as exc:
+            _fail(str(exc))
+    result = run_alerts(config, paths.data_dir(), dry_run=dry_run)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        for rule_id, hits in result.matches.items():
+            out.print(f"[bold]{escape(rule_id)}[/bold]: {len(hits)} new article(s)")
+            for hit in hits[:20]:
+                out.print(f"  • {(hit['published_at'] or '')[:10]} {escape(hit['title'])} "
+                          f"[dim]({escape(hit['source_id'])})[/dim]")
+        for subject in result.subjects:
+            out.print(f"queued: {escape(subject)}")
+        if not dry_run:
+            out.print(f"sent {result.sent} mail(s) via {result.transport or '-'}; "
+                      f"{result.queued} queued")
+        for line in result.errors:
+            _warn(line)
+    if result.status == "failed" or (result.queued and not dry_run):
+        sys.exit(1)
+
+
+@alerts.command("test")
+@click.argument("rule_id", metavar="RULE_ID")
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD",
+              help="Every matching article published since this day (default: the articles "
+                   "new to the rule, as its next run would see them).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the rendered mail to this .eml file.")
+def alerts_test(rule_id, since, output) -> None:
+    """Show what RULE_ID would match and the mail it would send (disabled rules too).
+
+    Writes nothing to the outbox and sends nothing."""
+    from email import policy
+
+    from cyz.alerts.run import preview_rule
+    from cyz.index.search_engine import EngineUnavailable
+    from cyz.storage import StorageError
+
+    config = _config()
+    rules = {r.id: r for r in config.alerts}
+    if rule_id not in rules:
+        _fail(f"no alert rule {rule_id!r} in {config.alerts_file}; known: "
+              f"{', '.join(sorted(rules)) or '(none)'}")
+    sender = load_settings().mail_from or "cyz <cyz@localhost>"
+    try:
+        hits, mail = preview_rule(config, paths.data_dir(), rules[rule_id], since=since,
+                                  sender=sender)
+    except (EngineUnavailable, StorageError) as exc:
+        _fail(str(exc), 1)
+    out.print(f"{len(hits)} matching article(s)")
+    if mail is None:
+        return
+    out.print(f"\nSubject: {mail['Subject']}\nTo: {mail['To']}\n", markup=False)
+    out.print(mail.get_body(("plain",)).get_content(), markup=False)
+    if output:
+        try:
+            output.write_bytes(mail.as_bytes(policy=policy.SMTP))
+        except OSError as exc:
+            _fail(f"cannot write {output}: {_os_error(exc)}")
+        out.print(f"wrote {output}")
+
+
 @main.command()
 @click.argument("target", metavar="ID_OR_URL")
 @click.option("--json", "as_json", is_flag=True,

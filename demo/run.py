@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cyz import paths
-from cyz.config import load_config
+from cyz.config import load_alerts, load_config
 from cyz.crawl import RunSummary, crawl
 from cyz.index import open_engine
 from cyz.index.base import EventFilters, Filters
@@ -19,6 +20,7 @@ from cyz.timeline import find_events, print_timeline
 DEMO_PREFIX = "demo-"
 SAMPLE_QUERIES = ["遵义 合作", '"成渝地区双城经济圈"', "遵義"]
 DEMO_EVENTS = 200  # the whole demo timeline, one line per event
+DEMO_MAILDIR = "demo-mail"  # under the data dir: where the demo's alert mails go
 
 
 def demo_dir() -> Path:
@@ -65,9 +67,36 @@ def run_demo(data_dir: Path, out: Console, engine_name: str | None = None) -> Ru
         print_timeline(timeline, out, compact=True)
     finally:
         engine.close()
+    _demo_alerts(config, data_dir, out, engine_name)
     out.print("\nTry: cyz search 遵义 签约 OR 协议 --region 重庆   ·   cyz events --type 签约   ·   "
               "cyz demo --clean removes these records")
     return summary
+
+
+def _demo_alerts(config, data_dir: Path, out: Console, engine_name: str | None) -> None:
+    """The demo's alert rules, delivered into a Maildir under the data dir."""
+    from cyz.alerts import run_alerts
+    from cyz.alerts.mail import MaildirTransport
+
+    rules = load_alerts(demo_dir() / "alerts.yaml", config.sources, config.topic)
+    maildir = data_dir / DEMO_MAILDIR
+    result = run_alerts(config, data_dir, engine=engine_name, rules=rules,
+                        transport=MaildirTransport(maildir))
+    out.print(f"\n[bold]cyz alerts run[/bold] → {result.sent} new mail(s) from "
+              f"{len(rules)} demo rule(s), delivered to the Maildir {maildir}")
+    for line in result.errors:
+        out.print(f"  [red]{line}[/red]")
+    import email
+    import mailbox
+    from email import policy
+
+    box = mailbox.Maildir(maildir, create=False, factory=lambda f: email.message_from_binary_file(
+        f, policy=policy.default))
+    try:
+        for message in sorted(box, key=lambda m: m["Date"] or ""):
+            out.print(f"  ✉ {message['Subject']}", markup=False)
+    finally:
+        box.close()
 
 
 def clean_demo(data_dir: Path, engine_name: str | None = None) -> int:
@@ -99,4 +128,9 @@ def _clean_demo(data_dir: Path, engine_name: str | None) -> int:
         state.forget_sources(DEMO_PREFIX)
     finally:
         state.close()
+    from cyz.alerts.outbox import Outbox
+
+    with Outbox(data_dir) as outbox:  # the demo rules' ids start with demo- too
+        outbox.forget_rules(DEMO_PREFIX)
+    shutil.rmtree(data_dir / DEMO_MAILDIR, ignore_errors=True)
     return removed
