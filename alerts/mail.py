@@ -5,7 +5,6 @@ from __future__ import annotations
 import mailbox
 import smtplib
 import ssl
-from email import message_from_bytes, policy
 from pathlib import Path
 
 from cyz.settings import Settings
@@ -93,7 +92,7 @@ class MaildirTransport:
         return f"Maildir {self.path}"
 
     def send(self, message: bytes, recipients: list[str]) -> list[str]:
-        self._box.add(message_from_bytes(message, policy=policy.default))
+        self._box.add(message)
         return []
 
     def close(self) -> None:

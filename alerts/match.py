@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import re2
 
 from cyz.config import AlertRule
-from cyz.index.cjk import fold_aligned, normalize
+from cyz.index.cjk import fold_aligned, normalize, width_folded
 
 
 def fold_keyword(word: str) -> str:
@@ -26,15 +26,19 @@ def haystack(record: dict) -> str:
     """The folded simplified title and text a rule's keywords are looked for in."""
     title = record.get("title_zh") or record.get("title") or ""
     text = record.get("text_zh") or record.get("text") or ""
-    return fold_aligned(f"{title}\n{text}")
+    joined = f"{title}\n{text}"
+    # Most texts hold no full-width or compatibility letters: lower() is all the
+    # folding they need, at a fifteenth of the cost.
+    return fold_aligned(joined) if width_folded(joined) else joined.lower()
 
 
 @dataclass(frozen=True)
 class _Compiled:
+    order: int
     rule: AlertRule
-    all: tuple[int, ...]
-    any: tuple[int, ...]
-    none: tuple[int, ...]
+    all: frozenset[int]
+    any: frozenset[int]
+    none: frozenset[int]
 
 
 class Matcher:
@@ -44,17 +48,29 @@ class Matcher:
         self.keywords: list[str] = []
         index: dict[str, int] = {}
 
-        def ids(words: Iterable[str]) -> tuple[int, ...]:
-            out = []
+        def ids(words: Iterable[str]) -> frozenset[int]:
+            out = set()
             for word in words:
                 folded = fold_keyword(word)
                 if folded not in index:
                     index[folded] = len(self.keywords)
                     self.keywords.append(folded)
-                out.append(index[folded])
-            return tuple(dict.fromkeys(out))
+                out.add(index[folded])
+            return frozenset(out)
 
-        self._rules = [_Compiled(r, ids(r.all), ids(r.any), ids(r.none)) for r in rules]
+        self._rules = [_Compiled(n, r, ids(r.all), ids(r.any), ids(r.none))
+                       for n, r in enumerate(rules)]
+        # A rule can only take a text holding one of its trigger keywords (one of `all`,
+        # else each of `any`); rules without keywords are tried on every record.
+        self._always: list[_Compiled] = []
+        self._by_keyword: dict[int, list[_Compiled]] = {}
+        for compiled in self._rules:
+            triggers = [min(compiled.all)] if compiled.all else sorted(compiled.any)
+            if not triggers:
+                self._always.append(compiled)
+            for keyword in triggers:
+                self._by_keyword.setdefault(keyword, []).append(compiled)
+        self._terms: dict[str, list[str]] = {}
         self._set = None
         if self.keywords:
             options = re2.Options()
@@ -64,36 +80,49 @@ class Matcher:
                 self._set.Add(re2.escape(word))
             self._set.Compile()
 
-    def found(self, record: dict) -> frozenset[int]:
-        """The ids (positions in `keywords`) of the keywords the record contains."""
+    def found(self, record: dict) -> tuple[frozenset[int], str]:
+        """The ids (positions in `keywords`) of the keywords the record contains, and
+        the folded text they were looked for in."""
+        folded = haystack(record)
         if self._set is None:
-            return frozenset()
-        return frozenset(self._set.Match(haystack(record)) or ())  # None: no keyword
+            return frozenset(), folded
+        return frozenset(self._set.Match(folded) or ()), folded  # None: no keyword
+
+    def rules_for(self, record: dict) -> tuple[list[AlertRule], str]:
+        """The rules that take `record`, and its folded body text (for snippets)."""
+        found, folded = self.found(record)
+        candidates = {c.order: c for c in self._always}
+        for keyword in found:
+            for compiled in self._by_keyword.get(keyword, ()):
+                candidates[compiled.order] = compiled
+        taken = [c.rule for _, c in sorted(candidates.items()) if _takes(c, found, record)]
+        title = record.get("title_zh") or record.get("title") or ""
+        return taken, folded[len(title) + 1:]
 
     def match(self, records: Iterable[dict]) -> dict[str, list[dict]]:
         """{rule id: the records it matches, in the order given}."""
         out: dict[str, list[dict]] = {c.rule.id: [] for c in self._rules}
         for record in records:
-            found = self.found(record)
-            for compiled in self._rules:
-                if _takes(compiled, found, record):
-                    out[compiled.rule.id].append(record)
+            for rule in self.rules_for(record)[0]:
+                out[rule.id].append(record)
         return out
 
     def terms(self, rule: AlertRule) -> list[str]:
         """The folded words that make `rule` match (all and any): what snippets mark."""
-        return list(dict.fromkeys(fold_keyword(w) for w in [*rule.all, *rule.any]))
+        if rule.id not in self._terms:
+            self._terms[rule.id] = [t for t in dict.fromkeys(
+                fold_keyword(w) for w in [*rule.all, *rule.any]) if t]
+        return self._terms[rule.id]
 
 
 def _takes(compiled: _Compiled, found: frozenset[int], record: dict) -> bool:
-    rule = compiled.rule
-    if not all(k in found for k in compiled.all):
+    if not compiled.all <= found:
         return False
-    if compiled.any and not any(k in found for k in compiled.any):
+    if compiled.any and compiled.any.isdisjoint(found):
         return False
-    if any(k in found for k in compiled.none):
+    if not compiled.none.isdisjoint(found):
         return False
-    return passes_filters(rule, record)
+    return passes_filters(compiled.rule, record)
 
 
 def passes_filters(rule: AlertRule, record: dict) -> bool:

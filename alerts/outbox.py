@@ -14,6 +14,7 @@ The one window left: the mail server accepted a mail and the process died before
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -37,11 +38,10 @@ CREATE TABLE IF NOT EXISTS hits (
     state      TEXT NOT NULL,   -- pending | mailed | folded
     mail_id    INTEGER,
     found_at   TEXT NOT NULL,
-    hit        TEXT NOT NULL,   -- JSON: what the mail shows of the article
+    hit        TEXT NOT NULL,   -- JSON: what a mail shows of the article (pending hits)
     PRIMARY KEY (rule_id, article_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hits_story ON hits (rule_id, story);
-CREATE INDEX IF NOT EXISTS hits_state ON hits (rule_id, state);
 CREATE TABLE IF NOT EXISTS mails (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     rule_id     TEXT NOT NULL,
@@ -81,10 +81,25 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = WAL")
+        # WAL's NORMAL: a power cut may lose the last commit (a mail then goes twice),
+        # never corrupts; an fsync per commit would cost more than the matching.
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One alerts run at a time per data dir (the scheduler's and a manual one): two
+        would both find a queued mail and send it twice. The second waits; runs are short.
+        An `fcntl` lock, released by the kernel however its holder ends."""
+        with open(self.path.with_suffix(".lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def __enter__(self) -> Outbox:
         return self
@@ -120,22 +135,8 @@ class Outbox:
             found.update(r[0] for r in rows)
         return found
 
-    def record_hits(self, rule_id: str, hits: list[dict], seen_until: str, found_at: str) -> int:
-        """Add the rule's new hits (`pending`; one already known is left alone) and move
-        its `seen_until`, in one transaction. Returns how many hits were new."""
-        with self._transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO hits (rule_id, article_id, story, state, found_at, hit)"
-                " VALUES (?, ?, ?, 'pending', ?, ?)",
-                [(rule_id, h["id"], h["story"], found_at, json.dumps(h, ensure_ascii=False))
-                 for h in hits])
-            added = db.total_changes - before
-            db.execute("INSERT INTO rules (rule_id, seen_until) VALUES (?, ?) ON CONFLICT (rule_id)"
-                       " DO UPDATE SET seen_until = excluded.seen_until", (rule_id, seen_until))
-        return added
-
     def pending(self, rule_id: str) -> list[dict]:
+        """The rule's hits no mail has taken yet (a digest's, or an interrupted run's)."""
         rows = self._db.execute("SELECT hit FROM hits WHERE rule_id = ? AND state = 'pending'"
                                 " ORDER BY found_at, article_id", (rule_id,))
         return [json.loads(r[0]) for r in rows]
@@ -151,42 +152,46 @@ class Outbox:
             found.update(r[0] for r in rows)
         return found
 
-    def queue(self, rule_id: str, *, recipients: list[str], subject: str, message: bytes,
-              created_at: str, mailed: list[str], folded: list[str] = (),
-              digest: bool = False) -> int:
-        """Record a mail as queued and its hits as taken, in one transaction."""
+    def settle(self, rule_id: str, *, found_at: str, new_hits: list[dict] = (),
+               mailed: list[str] = (), folded: list[str] = (), mail: dict | None = None,
+               seen_until: str | None = None, digest_at: str | None = None) -> int:
+        """One transaction for what a rule's run decided: its new hits (those in `mailed`
+        or `folded` taken at once, the rest `pending`), earlier pending hits taken,
+        the mail that takes them queued (`mail`: recipients, subject, message,
+        created_at), and the rule's `seen_until` / last digest moved. A hit already
+        known is left alone. Returns how many hits were new."""
+        state = dict.fromkeys(folded, "folded") | dict.fromkeys(mailed, "mailed")
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO mails (rule_id, created_at, recipients, subject, message, status)"
-                " VALUES (?, ?, ?, ?, ?, 'queued')",
-                (rule_id, created_at, json.dumps(recipients), subject, message))
-            mail_id = cursor.lastrowid
-            self._take(db, rule_id, mailed, "mailed", mail_id)
-            self._take(db, rule_id, folded, "folded", mail_id)
-            if digest:
-                self._digested(db, rule_id, created_at)
-        return mail_id
-
-    def fold(self, rule_id: str, article_ids: list[str]) -> None:
-        """Reprints of stories already mailed: taken, told by no new mail."""
-        with self._transaction() as db:
-            self._take(db, rule_id, article_ids, "folded", None)
-
-    def digested(self, rule_id: str, at: str) -> None:
-        """A digest time passed (with or without a mail)."""
-        with self._transaction() as db:
-            self._digested(db, rule_id, at)
-
-    @staticmethod
-    def _digested(db: sqlite3.Connection, rule_id: str, at: str) -> None:
-        db.execute("INSERT INTO rules (rule_id, last_digest_at) VALUES (?, ?) ON CONFLICT (rule_id)"
-                   " DO UPDATE SET last_digest_at = excluded.last_digest_at", (rule_id, at))
-
-    @staticmethod
-    def _take(db: sqlite3.Connection, rule_id: str, article_ids, state: str,
-              mail_id: int | None) -> None:
-        db.executemany("UPDATE hits SET state = ?, mail_id = ? WHERE rule_id = ? AND article_id = ?",
-                       [(state, mail_id, rule_id, a) for a in article_ids])
+            mail_id = None
+            if mail is not None:
+                mail_id = db.execute(
+                    "INSERT INTO mails (rule_id, created_at, recipients, subject, message, status)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued')",
+                    (rule_id, mail["created_at"], json.dumps(mail["recipients"]), mail["subject"],
+                     mail["message"])).lastrowid
+            before = db.total_changes
+            # Only a pending hit needs its article kept: a later mail is written from it.
+            db.executemany(
+                "INSERT OR IGNORE INTO hits (rule_id, article_id, story, state, mail_id, found_at, hit)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(rule_id, h["id"], h["story"], state.get(h["id"], "pending"),
+                  mail_id if h["id"] in state else None, found_at,
+                  "" if h["id"] in state else json.dumps(h, ensure_ascii=False))
+                 for h in new_hits])
+            added = db.total_changes - before
+            fresh = {h["id"] for h in new_hits}
+            db.executemany(
+                "UPDATE hits SET state = ?, mail_id = ?, hit = '' WHERE rule_id = ? AND article_id = ?",
+                [(s, mail_id, rule_id, a) for a, s in state.items() if a not in fresh])
+            if seen_until is not None:
+                db.execute("INSERT INTO rules (rule_id, seen_until) VALUES (?, ?) ON CONFLICT"
+                           " (rule_id) DO UPDATE SET seen_until = excluded.seen_until",
+                           (rule_id, seen_until))
+            if digest_at is not None:
+                db.execute("INSERT INTO rules (rule_id, last_digest_at) VALUES (?, ?) ON CONFLICT"
+                           " (rule_id) DO UPDATE SET last_digest_at = excluded.last_digest_at",
+                           (rule_id, digest_at))
+        return added
 
     # -- mails ----------------------------------------------------------------------
 

@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from urllib.parse import urlsplit
 
-from cyz.alerts.match import fold_keyword, matching_events
+from cyz.alerts.match import matching_events
 from cyz.config import AlertRule
 from cyz.index.cjk import fold_aligned
 from cyz.timeline import TYPE_LABELS
@@ -22,15 +21,22 @@ from cyz.timeline import TYPE_LABELS
 SNIPPET_CHARS = 160
 SNIPPET_LEAD = 40  # characters shown before the first match
 EVENTS_SHOWN = 3
+# A mail tells this many stories in full; the rest of a big batch (a broad rule, a first
+# run) as one line each, so the mail stays readable and every hit is still told.
+FULL_STORIES = 50
 
 
 # -- hits -------------------------------------------------------------------------------
 
 
-def hit_of(record: dict, rule: AlertRule) -> dict:
-    """What the outbox keeps of a matched article: enough to write its mail later."""
-    events = matching_events(rule, record) if rule.event_types else record.get("events") or []
-    return {
+def hit_of(record: dict, rule: AlertRule, terms: list[str], folded: str | None = None, *,
+           details: bool = True) -> dict:
+    """What the outbox keeps of a matched article: enough to write its mail later.
+    `terms` are the rule's folded keywords (`Matcher.terms`), `folded` the record's
+    folded text when the caller has it (`Matcher.rules_for`). Without `details`, the
+    snippet and events are None: `add_details` makes them for the stories a mail
+    shows in full (a broad rule's first run may match thousands)."""
+    hit = {
         "id": record["id"],
         "story": record.get("cluster_id") or record["id"],
         "title": record.get("title") or "(无标题)",
@@ -40,26 +46,38 @@ def hit_of(record: dict, rule: AlertRule) -> dict:
         "origin": record.get("origin") or "",
         "published_at": record.get("published_at"),
         "first": bool(record.get("is_first_in_cluster", True)),
-        "snippet": snippet(record, [*rule.all, *rule.any]),
-        "events": [{"type": e.get("type"), "date": e.get("date"), "date_end": e.get("date_end"),
-                    "parties": list(e.get("parties") or [])[:6], "planned": bool(e.get("planned"))}
-                   for e in events[:EVENTS_SHOWN]],
+        "snippet": None,
+        "events": None,
     }
+    if details:
+        add_details(hit, record, rule, terms, folded)
+    return hit
 
 
-def snippet(record: dict, words: Iterable[str]) -> list[list]:
-    """A window of the text around the first keyword, as [text, is_match] pieces, in the
-    page's own script (matching runs on the simplified copy)."""
+def add_details(hit: dict, record: dict, rule: AlertRule, terms: list[str],
+                folded: str | None = None) -> None:
+    """The hit's snippet and the events the rule asked for (all of them if none)."""
+    events = matching_events(rule, record) if rule.event_types else record.get("events") or []
+    hit["snippet"] = snippet(record, terms, folded)
+    hit["events"] = [{"type": e.get("type"), "date": e.get("date"), "date_end": e.get("date_end"),
+                      "parties": list(e.get("parties") or [])[:6], "planned": bool(e.get("planned"))}
+                     for e in events[:EVENTS_SHOWN]]
+
+
+def snippet(record: dict, terms: list[str], folded: str | None = None) -> list[list]:
+    """A window of the text around the first of `terms` (folded keywords), as
+    [text, is_match] pieces, in the page's own script (matching runs on the folded
+    simplified copy, `folded` when the caller has it)."""
     original = record.get("text") or ""
     simplified = record.get("text_zh") or original
     # OpenCC almost always converts one character for one: then offsets carry over.
     shown = original if len(original) == len(simplified) else simplified
-    folded = fold_aligned(simplified)
-    terms = [t for t in dict.fromkeys(fold_keyword(w) for w in words) if t]
-    spans = _merged(_spans(folded, terms))
-    first = spans[0][0] if spans else 0
-    start = max(0, first - SNIPPET_LEAD)
+    if folded is None or len(folded) != len(simplified):
+        folded = fold_aligned(simplified)
+    firsts = [at for t in terms if (at := folded.find(t)) >= 0]
+    start = max(0, min(firsts, default=0) - SNIPPET_LEAD)
     end = min(len(shown), start + SNIPPET_CHARS)
+    spans = _merged(_spans(folded, terms, start, end))
     pieces: list[list] = []
     at = start
     for lo, hi in spans:
@@ -77,12 +95,13 @@ def snippet(record: dict, words: Iterable[str]) -> list[list]:
     return [[" ".join(text.split()), marked] for text, marked in pieces]
 
 
-def _spans(folded: str, terms: list[str]) -> Iterable[tuple[int, int]]:
+def _spans(folded: str, terms: list[str], start: int, end: int) -> Iterable[tuple[int, int]]:
+    """Where the terms occur within folded[start:end]."""
     for term in terms:
-        at = folded.find(term)
+        at = folded.find(term, start, end)
         while at >= 0:
             yield at, at + len(term)
-            at = folded.find(term, at + len(term))
+            at = folded.find(term, at + len(term), end)
 
 
 def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -126,8 +145,12 @@ def compose(rule: AlertRule, told: list[list[dict]], *, sender: str, now: dateti
     msg["Message-ID"] = make_msgid(idstring=f"cyz.{rule.id}",
                                    domain=sender.rsplit("@", 1)[-1].strip(" >") or "localhost")
     msg["X-Cyz-Rule"] = rule.id
-    msg.set_content(_plain(rule, told, digest))
-    msg.add_alternative(_html(rule, told, digest), subtype="html")
+    # base64 straight away: the content manager would otherwise try both encodings of
+    # a long body to pick the shorter.
+    # base64 outright: the content manager would otherwise encode a long body both
+    # ways to pick the shorter.
+    msg.set_content(_plain(rule, told, digest), cte="base64")
+    msg.add_alternative(_html(rule, told, digest), subtype="html", cte="base64")
     return msg
 
 
@@ -167,18 +190,24 @@ def _footer(rule: AlertRule, digest: bool) -> str:
 
 def _plain(rule: AlertRule, told: list[list[dict]], digest: bool) -> str:
     lines = [f"{rule.name}：{len(told)} 篇新文章", ""]
-    for number, copies in enumerate(told, 1):
+    for number, copies in enumerate(told[:FULL_STORIES], 1):
         lead = copies[0]
         lines.append(f"{number}. {lead['title']}")
         lines.append(f"   {_source_line(lead)}")
-        text = "".join(f"【{t}】" if marked else t for t, marked in lead["snippet"])
+        text = "".join(f"【{t}】" if marked else t for t, marked in lead["snippet"] or ())
         if text:
             lines.append(f"   {text}")
         lines.append(f"   {lead['url']}")
         if len(copies) > 1:
             lines.append(f"   转载 {len(copies) - 1}：{', '.join(_outlets(copies))}")
-        for event in lead["events"]:
+        for event in lead["events"] or ():
             lines.append(f"   事件：{_event_line(event)}")
+        lines.append("")
+    if len(told) > FULL_STORIES:
+        lines.append(f"另有 {len(told) - FULL_STORIES} 篇：")
+        for number, copies in enumerate(told[FULL_STORIES:], FULL_STORIES + 1):
+            lead = copies[0]
+            lines.append(f"{number}. {lead['title']}（{_source_line(lead)}）{lead['url']}")
         lines.append("")
     lines += ["--", _footer(rule, digest)]
     return "\n".join(" ".join(line.split("\r")) for line in lines) + "\n"
@@ -186,7 +215,7 @@ def _plain(rule: AlertRule, told: list[list[dict]], digest: bool) -> str:
 
 def _link(url: str, label: str) -> str:
     text = html.escape(label)
-    if urlsplit(url).scheme in ("http", "https"):
+    if url.lower().startswith(("http://", "https://")):
         return f'<a href="{html.escape(url, quote=True)}">{text}</a>'
     return text
 
@@ -194,24 +223,53 @@ def _link(url: str, label: str) -> str:
 def _html(rule: AlertRule, told: list[list[dict]], digest: bool) -> str:
     esc = html.escape
     items = []
-    for copies in told:
+    for copies in told[:FULL_STORIES]:
         lead = copies[0]
         parts = [f'<li style="margin-bottom:1em"><div style="font-size:1.1em">'
                  f"<b>{_link(lead['url'], lead['title'])}</b></div>",
                  f'<div style="color:#555">{esc(_source_line(lead))}</div>']
         text = "".join(f"<mark>{esc(t)}</mark>" if marked else esc(t)
-                       for t, marked in lead["snippet"])
+                       for t, marked in lead["snippet"] or ())
         if text:
             parts.append(f"<div>{text}</div>")
         if len(copies) > 1:
             parts.append(f'<div style="color:#555">转载 {len(copies) - 1}：'
                          f"{esc(', '.join(_outlets(copies)))}</div>")
-        for event in lead["events"]:
+        for event in lead["events"] or ():
             parts.append(f"<div>事件：{esc(_event_line(event))}</div>")
         parts.append(f'<div style="font-size:0.85em;color:#777">{esc(lead["url"])}</div></li>')
         items.append("".join(parts))
+    for copies in told[FULL_STORIES:]:
+        lead = copies[0]
+        items.append(f"<li>{_link(lead['url'], lead['title'])} "
+                     f'<span style="color:#555">{esc(_source_line(lead))}</span></li>')
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{esc(rule.name)}</title>'
             f"</head><body><h2>{esc(rule.name)}：{len(told)} 篇新文章</h2><ol>"
             + "".join(items)
             + f'</ol><hr><p style="font-size:0.85em;color:#777">{esc(_footer(rule, digest))}</p>'
             "</body></html>\n")
+
+
+def compose_health(problems: list, *, recipients: list[str], sender: str, now: datetime,
+                   data_dir: str) -> EmailMessage:
+    """The operator's mail of crawl-health problems (`cyz.health.Problem`s)."""
+    errors = sum(p.severity == "error" for p in problems)
+    msg = EmailMessage()
+    msg["Subject"] = (f"[cyz] crawl health: {len(problems)} problem(s)"
+                      + (f", {errors} error(s)" if errors else ""))
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(idstring="cyz.health",
+                                   domain=sender.rsplit("@", 1)[-1].strip(" >") or "localhost")
+    msg["X-Cyz-Rule"] = "_health"
+    footer = (f"Data dir {data_dir}. `cyz health` shows the state now, `cyz runs` the runs; "
+              "each problem is mailed once a day while it lasts (CYZ_OPERATOR_EMAIL).")
+    plain = [f"{p.severity.upper()}: {' '.join(p.message.split())}" for p in problems]
+    msg.set_content("\n".join([*plain, "", "--", footer]) + "\n")
+    items = "".join(f"<li><b>{html.escape(p.severity)}</b>: {html.escape(p.message)}</li>"
+                    for p in problems)
+    msg.add_alternative(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><ul>'
+                        f"{items}</ul><hr><p>{html.escape(footer)}</p></body></html>\n",
+                        subtype="html")
+    return msg

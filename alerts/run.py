@@ -8,6 +8,7 @@ The outbox (`outbox.py`) makes each (rule, article) mail once, whatever is re-ru
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email import policy
@@ -16,8 +17,15 @@ from zoneinfo import ZoneInfo
 
 from cyz.alerts.mail import MaildirTransport, MailError, ServerDown, SmtpTransport
 from cyz.alerts.match import Matcher
-from cyz.alerts.outbox import Outbox
-from cyz.alerts.render import compose, hit_of, stories
+from cyz.alerts.outbox import HEALTH_RULE, Outbox
+from cyz.alerts.render import (
+    FULL_STORIES,
+    add_details,
+    compose,
+    compose_health,
+    hit_of,
+    stories,
+)
 from cyz.config import AlertRule, Config
 from cyz.settings import Settings, SettingsError
 
@@ -104,9 +112,11 @@ def run_alerts(config: Config, data_dir: Path, *, engine: str | None = None,
             result.status = "failed"
     if result.status != "failed":
         result.transport = transport.describe() if transport else ""
-        with Outbox(data_dir) as outbox:
+        with Outbox(data_dir) as outbox, (nullcontext() if dry_run else outbox.exclusive()):
             if rules:
                 _match(rules, outbox, data_dir, engine, now, transport, result, dry_run)
+            if settings.operator_email and transport is not None and not dry_run:
+                _health_mail(config, data_dir, engine, settings, outbox, transport, now, result)
             if not dry_run and transport is not None:
                 _send(outbox, transport, result)
             result.queued = outbox.counts()["queued"]
@@ -147,47 +157,99 @@ def _match(rules: list[AlertRule], outbox: Outbox, data_dir: Path, engine_name: 
     finally:
         engine.close()
 
-    matched = Matcher(rules).match(records)
+    matcher = Matcher(rules)
+    # {rule id: {article id: (record, its folded text)}}: the articles new to the rule
+    fresh: dict[str, dict[str, tuple[dict, str]]] = {rule.id: {} for rule in rules}
+    for record in records:
+        taken, folded = matcher.rules_for(record)
+        for rule in taken:
+            if (record.get("indexed_at") or "") >= since[rule.id]:
+                fresh[rule.id][record["id"]] = (record, folded)
+    del records
     found_at = stamp()
     for rule in rules:
-        new = [r for r in matched[rule.id] if (r.get("indexed_at") or "") >= since[rule.id]]
-        known = outbox.known(rule.id, [r["id"] for r in new])
-        hits = [hit_of(r, rule) for r in new if r["id"] not in known]
+        known = outbox.known(rule.id, list(fresh[rule.id]))
+        new = {a: pair for a, pair in fresh[rule.id].items() if a not in known}
+        # Snippets and events cost: a digest's hits keep theirs (the article is not at
+        # hand by digest time); an immediate mail makes them for the stories it shows.
+        digest = rule.mode == "digest"
+        hits = [hit_of(r, rule, matcher.terms(rule), f, details=digest or dry_run)
+                for r, f in new.values()]
         result.matches[rule.id] = hits
         if dry_run:
             continue
-        result.hits += outbox.record_hits(rule.id, hits, seen_until, found_at)
-        _queue_due(rule, outbox, states[rule.id].last_digest_at, now, transport, result)
+        due = not digest or _digest_due(rule, states[rule.id].last_digest_at, now)
+        if due and transport is not None:
+            result.hits += _mail(rule, outbox, hits, new, matcher, now, transport, result,
+                                 found_at=found_at, seen_until=seen_until)
+        else:
+            first = digest and states[rule.id].last_digest_at is None
+            result.hits += outbox.settle(rule.id, found_at=found_at, new_hits=hits,
+                                         seen_until=seen_until,
+                                         digest_at=now.isoformat(timespec="seconds") if first else None)
 
 
-def _queue_due(rule: AlertRule, outbox: Outbox, last_digest_at: str | None, now: datetime,
-               transport: Transport | None, result: AlertsRun) -> None:
+def _digest_due(rule: AlertRule, last_digest_at: str | None, now: datetime) -> bool:
+    """A digest time passed since the last digest. A new digest rule's first digest is
+    the next digest time, not now."""
+    if last_digest_at is None:
+        return False
+    return datetime.fromisoformat(last_digest_at) < last_digest_slot(rule, now)
+
+
+def _mail(rule: AlertRule, outbox: Outbox, hits: list[dict], new: dict[str, tuple[dict, str]],
+          matcher: Matcher, now: datetime, transport: Transport, result: AlertsRun, *,
+          found_at: str, seen_until: str) -> int:
+    """Queue the mail telling the rule's new and pending hits (reprints of a story it
+    told before are folded, not told again), all in one outbox transaction."""
     digest = rule.mode == "digest"
-    if digest:
-        if last_digest_at is None:  # a new digest rule: its first digest is the next one
-            outbox.digested(rule.id, now.isoformat(timespec="seconds"))
-            return
-        if datetime.fromisoformat(last_digest_at) >= last_digest_slot(rule, now):
-            return
-    pending = outbox.pending(rule.id)
-    groups = stories(pending)
+    groups = stories(outbox.pending(rule.id) + hits)
     told_before = outbox.mailed_stories(rule.id, [g[0]["story"] for g in groups])
     folded = [h["id"] for g in groups if g[0]["story"] in told_before for h in g]
     told = [g for g in groups if g[0]["story"] not in told_before]
-    if not told or transport is None:
-        if folded:
-            outbox.fold(rule.id, folded)
-        if digest:
-            outbox.digested(rule.id, now.isoformat(timespec="seconds"))
+    created = now.isoformat(timespec="seconds")
+    mail = None
+    if told:
+        # Newest first, as an analyst reads; an undated article last.
+        told.sort(key=lambda g: g[0].get("published_at") or "", reverse=True)
+        for copies in told[:FULL_STORIES]:
+            lead = copies[0]
+            if lead["snippet"] is None and lead["id"] in new:
+                record, folded_text = new[lead["id"]]
+                add_details(lead, record, rule, matcher.terms(rule), folded_text)
+        msg = compose(rule, told, sender=transport.sender, now=now, digest=digest)
+        mail = {"recipients": list(rule.recipients), "subject": str(msg["Subject"]),
+                "message": msg.as_bytes(policy=policy.SMTP), "created_at": created}
+        result.subjects.append(mail["subject"])
+    return outbox.settle(rule.id, found_at=found_at, new_hits=hits, mail=mail,
+                         mailed=[h["id"] for g in told for h in g], folded=folded,
+                         seen_until=seen_until, digest_at=created if digest else None)
+
+
+def _health_mail(config: Config, data_dir: Path, engine: str | None, settings: Settings,
+                 outbox: Outbox, transport: Transport, now: datetime, result: AlertsRun) -> None:
+    """Crawl-health problems (`cyz.health`) to CYZ_OPERATOR_EMAIL: each problem once a
+    day while it lasts, all of a run's new ones in one mail."""
+    from cyz.health import check_health
+    from cyz.runs import now as stamp
+
+    report = check_health(data_dir, settings, engine_name=engine, now=now, config_dir=config.dir)
+    # A fresh install has no crawl yet: nothing for the operator to do.
+    problems = [p for p in report.problems if p.key != "no-crawl-yet"]
+    day = now.astimezone(SHANGHAI).date().isoformat()
+    keyed = {f"{p.key}@{day}": p for p in problems}
+    known = outbox.known(HEALTH_RULE, list(keyed))
+    new = [key for key in keyed if key not in known]
+    if not new:
         return
-    # Newest first, as an analyst reads; an undated article last.
-    told.sort(key=lambda g: g[0].get("published_at") or "", reverse=True)
-    msg = compose(rule, told, sender=transport.sender, now=now, digest=digest)
-    outbox.queue(rule.id, recipients=list(rule.recipients), subject=str(msg["Subject"]),
-                 message=msg.as_bytes(policy=policy.SMTP),
-                 created_at=now.isoformat(timespec="seconds"),
-                 mailed=[h["id"] for g in told for h in g], folded=folded, digest=digest)
-    result.subjects.append(str(msg["Subject"]))
+    msg = compose_health([keyed[k] for k in new], recipients=list(settings.operator_email),
+                         sender=transport.sender, now=now, data_dir=str(data_dir))
+    mail = {"recipients": list(settings.operator_email), "subject": str(msg["Subject"]),
+            "message": msg.as_bytes(policy=policy.SMTP),
+            "created_at": now.isoformat(timespec="seconds")}
+    outbox.settle(HEALTH_RULE, found_at=stamp(), mail=mail, mailed=new,
+                  new_hits=[{"id": key, "story": key} for key in new])
+    result.subjects.append(mail["subject"])
 
 
 def last_digest_slot(rule: AlertRule, now: datetime) -> datetime:
@@ -245,11 +307,12 @@ def preview_rule(config: Config, data_dir: Path, rule: AlertRule, *, since=None,
             records = [r for r in engine_.iter_records(filters) if not r.get("gone_at")]
         finally:
             engine_.close()
-        matched = Matcher([rule]).match(records)[rule.id]
+        matcher = Matcher([rule])
+        matched = matcher.match(records)[rule.id]
         if since is None:
             known = outbox.known(rule.id, [r["id"] for r in matched])
             matched = [r for r in matched if r["id"] not in known]
-    hits = [hit_of(r, rule) for r in matched]
+    hits = [hit_of(r, rule, matcher.terms(rule)) for r in matched]
     told = sorted(stories(hits), key=lambda g: g[0].get("published_at") or "", reverse=True)
     mail = compose(rule, told, sender=sender, now=now, digest=rule.mode == "digest") if told else None
     return hits, mail

@@ -53,6 +53,10 @@ class CrawlError(RuntimeError):
 # (a terminal, systemd and the parent may each deliver one); a later one stops at once.
 SIGNAL_GRACE = 3.0
 INTERRUPTED = "cyz/interrupted"  # stats key: the signal that stopped the run
+# A crawl past its time limit gets SIGTERM (a graceful stop: requests in flight finish,
+# what was fetched is stored); one still running this many seconds later is killed.
+# The systemd unit's TimeoutStopSec allows as much for the same stop.
+KILL_GRACE = 120.0
 
 
 def progress_snapshot(stats: dict[str, Any], *, done: bool = False) -> dict[str, Any]:
@@ -291,6 +295,79 @@ def _lines(fd: int) -> Iterator[str]:
         yield buffer.decode("utf-8")
 
 
+# The crawl children running now, so a scheduler's signal handler (main thread) can stop
+# the crawls its worker threads started (`stop_running_crawls`).
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.RLock()  # re-entrant: a signal handler may run while it is held
+
+
+def stop_running_crawls(signum: int = signal.SIGTERM) -> int:
+    """Send `signum` to every crawl child of this process (a graceful stop: each run
+    returns its stats, interrupted); returns how many were told. Callable from any thread,
+    signal handlers included."""
+    with _running_lock:
+        running = [proc for proc in _running if proc.poll() is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+    return len(running)
+
+
+@contextlib.contextmanager
+def _registered(proc: subprocess.Popen) -> Iterator[None]:
+    with _running_lock:
+        _running.add(proc)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+
+
+class _Deadline:
+    """The whole-run time limit: SIGTERM to the child after `timeout` seconds, SIGKILL
+    `grace` seconds later if it has not finished by then."""
+
+    def __init__(self, proc: subprocess.Popen, timeout: float | None, grace: float) -> None:
+        self.proc, self.timeout, self.grace = proc, timeout, grace
+        self.expired = False
+        self.killed = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cyz-crawl-deadline",
+                                        daemon=True)
+
+    def __enter__(self) -> _Deadline:
+        if self.timeout is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        assert self.timeout is not None
+        if self._done.wait(self.timeout) or self.proc.poll() is not None:
+            return
+        self.expired = True
+        logging.getLogger(__name__).error(
+            "the crawl is still running after %g s (CYZ_CRAWL_TIMEOUT): stopping it", self.timeout)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        if self._done.wait(self.grace) or self.proc.poll() is not None:
+            return
+        logging.getLogger(__name__).error("the crawl did not stop within %g s: killing it",
+                                          self.grace)
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def reason(self) -> str:
+        """The `cyz/interrupted` value of a run stopped by the time limit."""
+        assert self.timeout is not None
+        what = "killed" if self.killed else "stopped"
+        return f"CYZ_CRAWL_TIMEOUT: {what} after {self.timeout:g} s"
+
+
 @contextlib.contextmanager
 def _forwarding_signals(proc: subprocess.Popen, received: list[int]) -> Iterator[None]:
     """While the crawl runs, SIGINT/SIGTERM to this process go to the crawl child, which
@@ -324,6 +401,8 @@ def run_crawl(
     settings_overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
     lock: DataDirLock | None = None,
+    timeout: float | None = None,
+    kill_grace: float = KILL_GRACE,
 ) -> dict[str, Any]:
     """Crawl `sources` once, in a child Python process; return the final Scrapy stats
     (JSON-serialisable, with the `cyz/...` keys). Callable any number of times.
@@ -335,8 +414,13 @@ def run_crawl(
     caller, is inherited by the child.
 
     SIGINT/SIGTERM during the crawl stop it gracefully: the stats of what was done come
-    back with `cyz/interrupted` set. A storage failure before the crawl could begin
-    raises `StorageError`.
+    back with `cyz/interrupted` set. So does `timeout` (seconds; None: no limit): a crawl
+    still running after it is sent SIGTERM, and SIGKILL `kill_grace` seconds later; its
+    `cyz/interrupted` names CYZ_CRAWL_TIMEOUT. A storage failure before the crawl could
+    begin raises `StorageError`.
+
+    The child is registered while it runs, so `stop_running_crawls` (the scheduler's
+    signal handler) can stop it from any thread.
     """
     lock_fd = lock.fd if lock is not None else None
     job = {
@@ -369,8 +453,9 @@ def run_crawl(
     error: str | None = None
     storage_error: str | None = None
     received: list[int] = []
+    deadline = _Deadline(proc, timeout, kill_grace)
     try:
-        with _forwarding_signals(proc, received):
+        with _registered(proc), deadline, _forwarding_signals(proc, received):
             assert proc.stdin is not None
             proc.stdin.write(pickle.dumps(job))
             proc.stdin.flush()  # and kept open: its EOF tells the child we are gone
@@ -403,9 +488,15 @@ def run_crawl(
         raise StorageError(data_dir, storage_error)
     if error is not None:
         raise CrawlError(f"crawl failed:\n{error}")
+    if deadline.expired:
+        # Stopped (or killed) by the time limit: what came back, and the limit named.
+        return {**(stats or {}), INTERRUPTED: deadline.reason()}
     if stats is None and received:
         # Stopped before it had begun: nothing was done.
         return {INTERRUPTED: signal.Signals(received[0]).name}
+    if stats is None and -proc.returncode in (signal.SIGINT, signal.SIGTERM):
+        # Told to stop (by `stop_running_crawls`, say) before its handler was installed.
+        return {INTERRUPTED: signal.Signals(-proc.returncode).name}
     if stats is None:
         raise CrawlError(f"crawl process exited with code {proc.returncode} and no result")
     if received and INTERRUPTED not in stats:

@@ -163,7 +163,8 @@ def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
     \b
     Exit status: 0 done (some sources may have failed: counted), 3 nothing could
     be fetched, 4 records could not be stored, 5 another crawl holds the data
-    dir, 130 interrupted (what was fetched is stored). See README "Exit codes".
+    dir, 130 interrupted or past CYZ_CRAWL_TIMEOUT (what was fetched is stored).
+    See README "Exit codes".
     """
     from cyz.crawl import crawl as run
     from cyz.exit_codes import ExitCode
@@ -174,7 +175,8 @@ def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
     data_dir = paths.data_dir()
     try:
         summary = run(sources, data_dir=data_dir, max_pages=max_pages,
-                      progress=_progress_printer(), wait=wait, on_wait=print_waiting)
+                      progress=_progress_printer(), wait=wait, on_wait=print_waiting,
+                      timeout=load_settings().crawl_timeout)  # CYZ_CRAWL_TIMEOUT
     except StorageError as exc:
         _fail(f"cannot store records in {exc.path}: {exc.reason}", ExitCode.NOT_STORED)
     if as_json:
@@ -460,9 +462,11 @@ def index_status(as_json) -> None:
     try:
         engine.init()
         status = {**engine.status(), "data_dir": str(paths.data_dir())}
+        by_source = None
         if status.get("online", True):
             status["pipeline_version"] = PIPELINE_VERSION
             status["stale"] = engine.count(stale_filter())
+            by_source = engine.newest_by_source()
     finally:
         engine.close()
     from cyz.runs import last_run
@@ -474,10 +478,13 @@ def index_status(as_json) -> None:
         run = None
     if run is not None:
         status["last_run"] = {"ended_at": run["ended_at"], "status": run["status"]}
+    status["sources"] = _sources_status(by_source)
     if as_json:
         _print_json(status)
         return
     for key, value in status.items():
+        if key == "sources":
+            continue  # a table of its own, below
         if key == "last_run":
             out.print(f"{key:>12}: {value['status']} (ended {value['ended_at']})")
         elif isinstance(value, dict):
@@ -490,6 +497,30 @@ def index_status(as_json) -> None:
         out.print(f"{status['stale']} record(s) were made by an older pipeline: each crawl "
                   "re-extracts up to CYZ_REEXTRACT_PER_RUN of them; `cyz reextract --stale` "
                   "does them all now")
+    if status["sources"]:
+        table = Table("source", "articles", "newest article", "last successful fetch")
+        for source_id, row in status["sources"].items():
+            articles = "?" if row["articles"] is None else str(row["articles"])
+            table.add_row(escape(source_id), articles, row["newest_published_at"] or "-",
+                          row["last_success"] or "never")
+        out.print(table)
+
+
+def _sources_status(by_source: dict[str, dict] | None) -> dict[str, dict]:
+    """Per source indexed or crawled: its articles and newest one (from the index; None
+    when the engine is away) and its last successful fetch (from the run history)."""
+    from cyz.health import crawl_runs, last_success_by_source
+
+    try:
+        runs = crawl_runs(paths.data_dir())
+    except Exception:  # noqa: BLE001 - the warning about the history is printed above
+        runs = []
+    success = last_success_by_source(runs)
+    crawled = {source_id for run in runs for source_id in run["sources"]}
+    ids = sorted(set(by_source or {}) | crawled)
+    empty = {"articles": None if by_source is None else 0, "newest_published_at": None}
+    return {sid: {**(by_source or {}).get(sid, empty), "last_success": success.get(sid)}
+            for sid in ids}
 
 
 @index_group.command("migrate")
@@ -560,6 +591,39 @@ def _duration(run: dict) -> str:
     minutes, seconds = divmod(max(seconds, 0), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"ok", "problems": [{key, severity, message}], "checks": {...}}.')
+def health(as_json) -> None:
+    """Is the nightly job healthy? For the docker healthcheck and monitoring probes.
+
+    \b
+    Errors: the last crawl failed, or none started since the nightly one was due
+    (CYZ_CRAWL_AT, Asia/Shanghai, plus CYZ_CRAWL_TIMEOUT and an hour), the spool
+    grows, the engine is unreachable, the data dir is nearly full.
+    Warnings: a source that yielded articles fetched none in its last 3 crawls, or
+    most of its requests failed in its last crawl.
+
+    \b
+    Exit status: 0 healthy (warnings allowed), 1 any error.
+    """
+    from cyz.health import check_health, summary_lines
+
+    try:
+        report = check_health(paths.data_dir(), load_settings(), config_dir=paths.config_dir())
+    except Exception as exc:  # noqa: BLE001 - a probe gets one line and exit 1, never a traceback
+        _fail(f"cannot check health: {type(exc).__name__}: {exc}", 1)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        styles = {"ok": "green", "warning": "yellow", "error": "red"}
+        for state, line in summary_lines(report):
+            out.print(f"[{styles[state]}]{state:<7}[/{styles[state]}] {escape(line)}")
+        errors = sum(p.severity == "error" for p in report.problems)
+        out.print("healthy" if report.ok else f"unhealthy: {errors} error(s)")
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()
@@ -856,7 +920,14 @@ def kibana_import(files, url, space, as_json) -> None:
 
 @main.command()
 def schedule() -> None:
-    """Run the long-lived scheduler (nightly crawl). Same as `python scheduler.py`."""
+    """Run the long-lived scheduler. Same as `python scheduler.py`.
+
+    \b
+    Nightly crawl at CYZ_CRAWL_AT (Asia/Shanghai), limited to CYZ_CRAWL_TIMEOUT,
+    then alerts; digests at their times; maintenance every 6 hours. A crawl
+    missed while it was down (run history) is caught up once at start.
+    SIGTERM/SIGINT: a running crawl stores what it fetched, then exit 0.
+    """
     from cyz.scheduling import run_forever
 
     run_forever()

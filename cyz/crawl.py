@@ -194,8 +194,12 @@ def crawl(
     progress=None,
     wait: bool = False,
     on_wait: Callable[[dict], None] | None = None,
+    timeout: float | None = None,
 ) -> RunSummary:
     """Crawl `sources` once into the index of `data_dir`; returns the run summary.
+
+    A crawl still running after `timeout` seconds (None: no limit) is stopped like a
+    Ctrl-C (what was fetched is stored) and ends interrupted, naming CYZ_CRAWL_TIMEOUT.
 
     Takes the data dir's lock first: another crawl, re-extraction or migration of it
     raises `DataDirLocked`, or with `wait` is waited for (`on_wait(holder)` is called
@@ -214,7 +218,7 @@ def crawl(
     try:
         summary = _crawl(sources, data_dir=data_dir, engine=engine, max_pages=max_pages,
                          host_map=host_map, settings_overrides=settings_overrides,
-                         progress=progress, wait=wait, on_wait=on_wait)
+                         progress=progress, wait=wait, on_wait=on_wait, timeout=timeout)
     except DataDirLocked as exc:
         _record(data_dir, started_at, "skipped", source_ids, [str(exc)])
         raise
@@ -259,6 +263,7 @@ def _crawl(
     progress,
     wait: bool,
     on_wait: Callable[[dict], None] | None,
+    timeout: float | None = None,
 ) -> RunSummary:
     from cyz.crawler.run import run_crawl
     from cyz.index import open_engine
@@ -274,16 +279,18 @@ def _crawl(
 
         overrides = {"CYZ_ENGINE": engine, "CYZ_DATA_DIR": str(data_dir),
                      **(settings_overrides or {})}
-        if "CYZ_WORKERS" not in overrides:
-            # The environment's CYZ_WORKERS (validated at start) sizes the extraction pool.
+        if "CYZ_WORKERS" not in overrides or "CYZ_PAGE_TIMEOUT" not in overrides:
+            # The environment's CYZ_WORKERS and CYZ_PAGE_TIMEOUT (validated at start) size
+            # the extraction pool and limit one page's extraction.
             from cyz.settings import load_settings
 
-            workers = load_settings().workers
-            if workers is not None:
-                overrides["CYZ_WORKERS"] = workers
+            settings = load_settings()
+            if settings.workers is not None:
+                overrides.setdefault("CYZ_WORKERS", settings.workers)
+            overrides.setdefault("CYZ_PAGE_TIMEOUT", settings.page_timeout)
         stats = run_crawl(sources, data_dir=data_dir, item_pipelines=ITEM_PIPELINES,
                           host_map=host_map, max_pages=max_pages, settings_overrides=overrides,
-                          progress=progress, lock=lock)
+                          progress=progress, lock=lock, timeout=timeout)
         summary = RunSummary.from_stats(stats, [s.id for s in sources if s.enabled])
         if not (summary.interrupted or summary.storage_error or summary.not_stored):
             _bring_stale_up_to_date(summary, sources, data_dir, engine)

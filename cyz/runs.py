@@ -112,3 +112,19 @@ def totals(run: dict) -> dict[str, int]:
             out[key] += int(counts.get(key, 0))
         out["failed"] += sum(int(n) for n in counts.get("failed", {}).values())
     return out
+
+
+def prune_runs(data_dir: Path, older_than_days: int) -> int:
+    """Delete the runs that started more than `older_than_days` days ago; returns how
+    many (the scheduler's maintenance keeps a year, so the file stays small)."""
+    from datetime import timedelta
+
+    db = _connect(data_dir, create=False)
+    if db is None:
+        return 0
+    cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(timespec="seconds")
+    with closing(db), db:
+        try:
+            return db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,)).rowcount
+        except sqlite3.OperationalError:  # an empty file: no table yet
+            return 0

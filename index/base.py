@@ -160,3 +160,30 @@ class Engine(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+    def newest_by_source(self) -> dict[str, dict]:
+        """{source_id: {"articles": n, "newest_published_at": ISO or None}} over every
+        stored article (`cyz index status`). This reads every record; engines override
+        it with one aggregate query."""
+        out: dict[str, dict] = {}
+        for record in self.iter_records():
+            entry = out.setdefault(record["source_id"],
+                                   {"articles": 0, "newest_published_at": None, "_ts": None})
+            entry["articles"] += 1
+            stamp = _instant(record.get("published_at"))
+            if stamp is not None and (entry["_ts"] is None or stamp > entry["_ts"]):
+                entry["_ts"], entry["newest_published_at"] = stamp, record["published_at"]
+        for entry in out.values():
+            del entry["_ts"]
+        return out
+
+
+def _instant(published: str | None) -> datetime | None:
+    """`published_at` as an instant (naive: Beijing time, by the record contract)."""
+    if not published:
+        return None
+    try:
+        moment = datetime.fromisoformat(published)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else datetime.fromisoformat(published + "+08:00")

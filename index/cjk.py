@@ -191,6 +191,11 @@ class _FoldTable(dict):
 _FOLD = _FoldTable()
 
 
+def width_folded(text: str) -> bool:
+    """Whether `text` holds characters NFKC turns into letters or digits (Ａ, ①, ...)."""
+    return _width_fold().search(text) is not None
+
+
 def fold_aligned(text: str) -> str:
     """Width- and case-fold `text` one character at a time, keeping its length.
 

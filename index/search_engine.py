@@ -569,6 +569,29 @@ class SearchEngine(Engine):
     def close(self) -> None:
         self.client.close()
 
+    def newest_by_source(self) -> dict[str, dict]:
+        """{source_id: {"articles": n, "newest_published_at": ISO or None}}: a terms
+        aggregation on `source_id`, each bucket's newest article by `published_at` (its
+        stored string, as the SQLite engine gives it, not the engine's epoch value)."""
+        self._require_online()
+        body = {"size": 0, "aggs": {"sources": {
+            "terms": {"field": "source_id", "size": NEWEST_SOURCES, "order": {"_key": "asc"}},
+            "aggs": {"newest": {"top_hits": {
+                "size": 1, "_source": ["published_at"],
+                "sort": [{"published_at": {"order": "desc", "missing": "_last"}}]}}}}}}
+        answer = self.client.request("POST", f"/{self.articles}/_search", body)
+        out: dict[str, dict] = {}
+        for bucket in answer.get("aggregations", {}).get("sources", {}).get("buckets", []):
+            hits = bucket["newest"]["hits"]["hits"]
+            newest = hits[0]["_source"].get("published_at") if hits else None
+            out[bucket["key"]] = {"articles": int(bucket["doc_count"]),
+                                  "newest_published_at": newest or None}
+        return out
+
+
+# Terms buckets of `newest_by_source`: more than any config will hold.
+NEWEST_SOURCES = 10_000
+
 
 def _version_number(index: str) -> int:
     match = re.search(r"-v(\d+)$", index)

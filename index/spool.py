@@ -86,3 +86,19 @@ class Spool:
             return json.loads(self.state_path.read_text(encoding="utf-8")).get("last_flush")
         except (OSError, ValueError):
             return None
+
+    def oldest_parked_at(self) -> str | None:
+        """When the oldest waiting entry was parked (ISO 8601 UTC), or None: read-only,
+        for `cyz health`. Entries are appended in time order, and those taken by a
+        replay still running (`replaying`) are older than any parked meanwhile."""
+        for path in (self.replaying, self.path):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        if line.strip():
+                            return json.loads(line).get("parked_at")
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):  # a torn last write is the replay's business
+                return None
+        return None

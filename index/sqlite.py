@@ -378,6 +378,17 @@ class SqliteEngine(Engine):
             hits.append(Hit(record=record, score=0.0 - float(rank), snippet=finder.snippet(record)))
         return SearchResult(total=total, hits=hits)
 
+    def newest_by_source(self) -> dict[str, dict]:
+        """{source_id: {"articles": n, "newest_published_at": ISO or None}}, in one
+        GROUP BY (SQLite gives the bare `published_at` of the row holding max(pub_ts))."""
+        with self._using("read the index") as db:
+            rows = db.execute(
+                "SELECT source_id, count(*), published_at, max(pub_ts) FROM articles "
+                "GROUP BY source_id ORDER BY source_id").fetchall()
+        return {source_id: {"articles": n, "newest_published_at": published if ts is not None
+                            else None}
+                for source_id, n, published, ts in rows}
+
 
     # -- happenings -----------------------------------------------------------------
 

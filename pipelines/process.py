@@ -38,7 +38,10 @@ class ProcessPipeline:
         self.stats = crawler.stats
         self.state = CrawlState(Path(crawler.settings["CYZ_DATA_DIR"]))
         workers = crawler.settings.getint("CYZ_WORKERS")  # 0: one per core
-        self.pool = ExtractionPool(workers or None)
+        # CYZ_PAGE_TIMEOUT: seconds one page's extraction may take (0 or unset: no limit;
+        # not enforced with one worker, which extracts in the crawl process itself).
+        self.page_timeout = crawler.settings.getfloat("CYZ_PAGE_TIMEOUT", 0.0) or None
+        self.pool = ExtractionPool(workers or None, timeout=self.page_timeout)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -68,6 +71,12 @@ class ProcessPipeline:
             record, sig = await self.pool.process_page(page.body, page.url, source=source,
                                                        http_charset=page.http_charset,
                                                        fetched_at=page.fetched_at)
+        except TimeoutError:
+            # Pebble has killed the worker and started another one: the run goes on.
+            log.error("extraction stopped after %s s (CYZ_PAGE_TIMEOUT) for %s",
+                      self.page_timeout, page.url)
+            self._inc("cyz/failed/extraction_timeout", page)
+            return ArticleItem(page, "failed")
         except Exception as exc:  # one page the pipeline cannot handle must not stop the crawl
             log.error("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
             self._inc("cyz/failed/extraction_error", page)

@@ -374,3 +374,52 @@ def test_filters_by_indexed_at_are_what_rules_read(crawled):
         assert engine.count(Filters(indexed_since="2999-01-01")) == 0
     finally:
         engine.close()
+
+
+def test_crawl_health_problems_reach_the_operator_once_a_day(office):
+    """A failed night and a source gone silent (it yielded articles, then three crawls
+    with none) are mailed to CYZ_OPERATOR_EMAIL, each once a day."""
+    from cyz.runs import record_run
+
+    data_dir = Path(office["CYZ_DATA_DIR"])
+    source = load_config(Path(office["CYZ_CONFIG_DIR"])).sources[0].id
+    counts = {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "failed": {}}
+    history = [("ok", 12)] + [("ok", 0)] * 3
+    for day, (status, fetched) in enumerate(history, 1):
+        stamp = f"2026-01-0{day}T18:00:00+00:00"
+        record_run(data_dir, "crawl", stamp, stamp, status, {source: {**counts, "fetched": fetched}})
+    now = datetime.now(ZoneInfo("UTC")).isoformat(timespec="seconds")
+    record_run(data_dir, "crawl", now, now, "failed", {source: counts},
+               errors=["nothing could be fetched (dns_error 40): is the network, DNS or proxy down?"])
+    with SmtpServer() as smtp:
+        env = {**office, **smtp.env(), "CYZ_OPERATOR_EMAIL": "ops@cyz.test"}
+        cyz("alerts", "run", env=env)
+        health = [m for m in smtp.inbox if m.rcpt_tos == ["ops@cyz.test"]]
+        assert len(health) == 1
+        msg = health[0].message
+        assert msg["Subject"].startswith("[cyz] crawl health: 2 problem(s), 1 error(s)")
+        body = msg.get_body(("plain",)).get_content()
+        assert "ERROR: the last crawl" in body and "dns_error 40" in body
+        assert f"WARNING: source {source}: no article page in its last 3 crawls" in body
+        cyz("alerts", "run", env=env)
+        assert [m for m in smtp.inbox if m.rcpt_tos == ["ops@cyz.test"]] == health
+
+
+def test_a_second_alerts_run_waits_for_the_first(office):
+    """Two runs at once would both find a queued mail and send it twice: the second
+    waits for the first's outbox lock (held here), then finds nothing left to send."""
+    from cyz.alerts.outbox import Outbox
+
+    with SmtpServer() as smtp:
+        env = {**office, **smtp.env()}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CYZ_")} | env
+        with Outbox(Path(office["CYZ_DATA_DIR"])) as outbox, outbox.exclusive():
+            proc = subprocess.Popen([sys.executable, "-m", "cyz.cli", "alerts", "run"],
+                                    env=environ, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            assert smtp.inbox == []
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (out, err)
+        assert len(smtp.inbox) == 1

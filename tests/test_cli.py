@@ -55,6 +55,25 @@ def test_demo_indexes_the_sample_sites_and_shows_a_search(demo_run):
     assert status["articles"] >= 28  # 30+ article pages, minus the broken one(s)
 
 
+def test_demo_mails_its_alert_rules_into_a_maildir(demo_run):
+    import email
+    import mailbox
+    from email import policy
+
+    data_dir, first = demo_run
+    maildir = data_dir / "demo-mail"
+    assert f"delivered to the Maildir {maildir}" in first.stdout
+    box = mailbox.Maildir(maildir, create=False,
+                          factory=lambda f: email.message_from_binary_file(f, policy=policy.default))
+    subjects = sorted(m["Subject"] for m in box)
+    assert len(subjects) == 3 and all(f"✉ {s}" in first.stdout for s in subjects)
+    agreements = next(m for m in box if m["X-Cyz-Rule"] == "demo-zunyi-chengyu-agreements")
+    plain = agreements.get_body(("plain",)).get_content()
+    # the 江北区 signing, one story told by three outlets in two scripts
+    assert "遵义市与重庆市江北区签署全面深化合作框架协议" in plain and "转载 2：" in plain
+    assert agreements["To"] == "research-office@demo.invalid"
+
+
 def test_simplified_and_traditional_queries_find_the_same_articles(demo_run):
     data_dir, _ = demo_run
     simplified = search_json(data_dir, "遵义")
@@ -151,6 +170,7 @@ def test_demo_clean_removes_demo_records(tmp_path, demo_run):
     assert "removed" in cleaned.stdout
     status = json.loads(cyz("index", "status", "--json", data_dir=data_dir).stdout)
     assert status["articles"] == 0
+    assert not (data_dir / "demo-mail").exists()  # the demo's mails go with its records
 
 
 def test_bad_sources_file_fails_before_any_request(tmp_path):
