@@ -498,11 +498,12 @@ def index_status(as_json) -> None:
                   "re-extracts up to CYZ_REEXTRACT_PER_RUN of them; `cyz reextract --stale` "
                   "does them all now")
     if status["sources"]:
-        table = Table("source", "articles", "newest article", "last successful fetch")
+        table = Table("source", "articles", "newest article", "last successful fetch (UTC)")
         for source_id, row in status["sources"].items():
             articles = "?" if row["articles"] is None else str(row["articles"])
-            table.add_row(escape(source_id), articles, row["newest_published_at"] or "-",
-                          row["last_success"] or "never")
+            table.add_row(escape(source_id), articles,
+                          (row["newest_published_at"] or "-")[:16].replace("T", " "),
+                          (row["last_success"] or "never")[:16].replace("T", " "))
         out.print(table)
 
 
@@ -568,16 +569,19 @@ def runs(limit, as_json) -> None:
     if not history:
         out.print(f"no runs recorded yet in {paths.data_dir()}")
         return
-    table = Table("kind", "started", "duration", "status", "new", "updated", "failed", "errors")
+    table = Table("kind", "started (UTC)", "took", "status", "new", "updated", "failed",
+                  "mails")
+    problems = []
     for run in history:
         sums = totals(run)
-        errors = "; ".join(run["errors"])
-        if len(errors) > 80:
-            errors = errors[:79] + "…"
-        table.add_row(run["kind"], run["started_at"], _duration(run), run["status"],
-                      str(sums["new"]), str(sums["updated"]), str(sums["failed"]),
-                      escape(errors))
+        started = run["started_at"][:16].replace("T", " ")
+        table.add_row(run["kind"], started, _duration(run), run["status"], str(sums["new"]),
+                      str(sums["updated"]), str(sums["failed"]), str(run["alerts_sent"]))
+        if run["errors"]:
+            problems.append(f"{started} {run['kind']}: {'; '.join(run['errors'])}")
     out.print(table)
+    for line in problems:  # below the table: readable at any terminal width
+        out.print(escape(line if len(line) <= 300 else line[:299] + "…"))
 
 
 def _duration(run: dict) -> str:

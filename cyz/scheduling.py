@@ -209,7 +209,9 @@ class NightlyScheduler:
             log.error("nightly crawl failed: %s: %s", type(exc).__name__,
                       str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             return
-        log.info("nightly crawl %s: %s", summary.status, summary.as_dict())
+        log.info("nightly crawl %s: fetched %d, new %d, updated %d, unchanged %d, failed %d",
+                 summary.status, summary.fetched, summary.new, summary.updated,
+                 summary.unchanged, summary.failed_total)
         for line in summary.problems():
             log.error("nightly crawl: %s", line)
         if not self.stopping.is_set():

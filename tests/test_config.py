@@ -381,6 +381,24 @@ def test_anchors_and_aliases_are_refused_in_topic_yaml(tmp_path: Path, text: str
     assert str(path) in str(info.value) and "anchors and aliases" in str(info.value)
 
 
+def test_anchors_and_aliases_are_refused_in_alerts_yaml(tmp_path: Path) -> None:
+    """Every config file is read by the same loader: alerts.yaml too, exit 2 naming it."""
+    import shutil
+
+    config_dir = tmp_path / "config"
+    shutil.copytree(REPO / "config", config_dir)
+    alerts = config_dir / "alerts.yaml"
+    alerts.write_text("words: &w [遵义, 重庆]\nrules:\n  - id: a\n    name: 甲\n    any: *w\n"
+                      "    recipients: [a@b.cn]\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "cyz.cli", "alerts", "list"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "CYZ_CONFIG_DIR": str(config_dir),
+                               "CYZ_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 2, proc.stderr
+    assert str(alerts) in proc.stderr and "anchors and aliases" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_key_given_twice_names_file_line_and_key(tmp_path: Path) -> None:
     path = tmp_path / "sources.yaml"
     path.write_text("sources:\n" + GOOD_ENTRY + "    region: 重庆\n", encoding="utf-8")

@@ -83,6 +83,22 @@ def test_csv_export_neutralises_formula_cells(tmp_path):
     assert {json.loads(line)["title"] for line in lines} >= set(FORMULAS)
 
 
+def test_events_csv_export_neutralises_formula_cells(tmp_path):
+    """`cyz export --events` writes CSV too: page text in an event (its sentence, a
+    party, the title copied in) is neutralised the same way."""
+    event = {"type": "agreement", "date": "2024-12-04", "date_precision": "day",
+             "parties": ["=cmd|' /C calc'!A0", "江北区"], "places": ["遵义"],
+             "sentence": '=HYPERLINK("http://evil.example/","签约")', "regions": ["遵义"]}
+    store(tmp_path, record("ev", "@SUM(1+1)遵义签约", events=[event], event_types=["agreement"]))
+    out = tmp_path / "events.csv"
+    proc = cyz("export", "--events", "--format", "csv", "-o", str(out), data_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = csv_rows(out)
+    assert row["sentence"] == "'" + event["sentence"]
+    assert row["parties"].startswith("'=cmd")
+    assert row["title"] == "'@SUM(1+1)遵义签约"
+
+
 def test_csv_cells_stop_at_excel_cell_limit(tmp_path):
     long_text = ARTICLE * 1000  # 58,000 characters: Excel would spill it over the next rows
     store(tmp_path, record("long", "长文", text=long_text), record("short", "短文"))

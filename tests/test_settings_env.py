@@ -46,6 +46,11 @@ BAD_VALUES = [
     ("CYZ_KIBANA_URL", "http://kibana:56o1", "http(s) URL"),
     ("CYZ_INDEX_PREFIX", "Cyz Prod", "index name"),
     ("CYZ_MAIL_FROM", "nobody", "mail address"),
+    ("CYZ_OPERATOR_EMAIL", "ops@example.org, ops", "mail address"),
+    ("CYZ_CRAWL_TIMEOUT", "3 hours", "duration"),
+    ("CYZ_PAGE_TIMEOUT", "0", "duration"),
+    ("CYZ_SMTP_TIMEOUT", "-5s", "duration"),
+    ("CYZ_REEXTRACT_PER_RUN", "-3", "0 or more"),
 ]
 
 
