@@ -19,6 +19,9 @@ class Filters:
     """Filters shared by search, count, iteration and export."""
 
     regions: list[str] = field(default_factory=list)  # any of these in record["regions"][].name
+    regions_all: bool = False  # True: every one of `regions`, not any (cooperation *between*)
+    topics: list[str] = field(default_factory=list)  # any of these topic ids
+    cluster_ids: list[str] = field(default_factory=list)  # any of these reprint clusters
     sources: list[str] = field(default_factory=list)  # any of these source ids
     source_prefix: str | None = None  # e.g. "demo-" for `cyz demo --clean`
     since: date | None = None  # published_at on or after (Asia/Shanghai calendar day)
@@ -62,12 +65,18 @@ class EventResult:
     events: list[dict]  # `cyz.record.Happening` dicts, newest event date first
 
 
+SORTS = ("best", "relevance", "date")
+
+
 @dataclass
 class SearchRequest:
     query: Query
     filters: Filters = field(default_factory=Filters)
     limit: int = 20
     offset: int = 0
+    # best: text score blended with the article's `relevance` and recency (the default);
+    # relevance: the article's `relevance` first; date: newest first
+    sort: str = "best"
 
 
 @dataclass
