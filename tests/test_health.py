@@ -344,7 +344,7 @@ def test_index_status_shows_each_sources_newest_article_and_last_success(data_di
     }
     human = cyz("index", "status", data_dir=data_dir, config=config).stdout
     row = next(line for line in human.splitlines() if "test-ok" in line)
-    assert "2024-12-10T09:00:00+08:00" in row and second in row
+    assert "2024-12-10 09:00" in row and second[:16].replace("T", " ") in row
     assert "never" in next(line for line in human.splitlines() if "test-flaky" in line)
 
 
