@@ -202,43 +202,192 @@ def _progress_printer():
     return show
 
 
-@main.command()
-@click.argument("words", nargs=-1)
-@click.option("--region", "regions", multiple=True, help="Articles that mention this place (repeatable).")
+class _SearchCommand(click.Command):
+    """`cyz search 遵义 -重庆`: a word may start with '-' (an exclusion), while the real
+    options keep working; an unknown `--long-option` is still a usage error (a typo of
+    an option must not silently become a search word)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        longs = [o for p in self.params for o in p.opts if o.startswith("--")]
+        for word in ctx.params.get("words") or ():
+            name = word.split("=", 1)[0]
+            if name.startswith("--") and len(name) > 2 and name[2:3].isascii():
+                import difflib
+
+                raise click.NoSuchOption(name, possibilities=difflib.get_close_matches(name, longs),
+                                         ctx=ctx)
+        return rest
+
+
+_SEARCH_HELP_SORT = ("best: text score blended with the article's relevance and recency; "
+                     "relevance: the article's relevance first; date: newest first.")
+
+
+@main.command(cls=_SearchCommand, context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1, type=click.UNPROCESSED)
+@click.option("--region", "regions", multiple=True, metavar="PLACE",
+              help="Articles that mention this place (repeatable: any of them). A city finds "
+                   "its districts and counties; 汇川 finds 汇川区.")
+@click.option("--all-regions", is_flag=True,
+              help="With several --region: articles that mention every one of them "
+                   "(cooperation between the places), not any.")
+@click.option("--topic", "topics", multiple=True, metavar="T",
+              help="Only this topic (repeatable: any of them), by id or Chinese name, e.g. "
+                   "agreement or 签约协议.")
 @click.option("--source", "sources", multiple=True, metavar="ID", help="Only this source (repeatable).")
-@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after.")
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Published on or after (Beijing day).")
 @click.option("--until", callback=_date, metavar="YYYY-MM-DD", help="Published on or before.")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=1000))
-@click.option("--json", "as_json", is_flag=True, help="Print {total, results} as JSON.")
-def search(words, regions, sources, since, until, limit, as_json) -> None:
-    """Search the index.
+@click.option("--sort", type=click.Choice(["best", "relevance", "date"]), default="best",
+              show_default=True, help=_SEARCH_HELP_SORT)
+@click.option("--all-copies", is_flag=True,
+              help="Under each story, list every stored copy (reprints) with its site and URL.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=10_000),
+              help="At most this many articles (the terminal, --json and --csv alike).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"total", "results": [record + score, snippet, cluster_size]}: one '
+                   "result per article, reprints not grouped.")
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also write the articles found (one row each, at most --limit) as CSV for "
+                   "Excel: Beijing date, title, site, 来源, author, regions, topics, reprints, "
+                   "snippet, URL.")
+def search(words, regions, all_regions, topics, sources, since, until, sort, all_copies, limit,
+           as_json, csv_file) -> None:
+    """Search the index: WORDS are the query.
 
     \b
-    Words are ANDed; "..." is a phrase; OR between words gives alternatives:
-      cyz search 遵义 签约 OR 协议
-      cyz search '"成渝地区双城经济圈"' --region 遵义 --since 2024-01-01
-    Simplified and traditional match each other (遵义 finds 遵義).
+    Query syntax (the same on every engine and in alert rules):
+      cyz search 遵义 合作                 every word (words are ANDed)
+      cyz search '"成渝地区双城经济圈"' 签约  "..." is an exact phrase
+      cyz search 赤水 OR 仁怀              either (OR in any case: or, Or)
+      cyz search 遵义 -重庆                exclude: -word, NOT word, -"a phrase"
+      cyz search 渝 黔                     one-character words work like any other
+    Simplified and traditional match each other (遵义 finds 遵義). A query
+    that can mean nothing (only quotes, only OR) or is over 256 characters is
+    an error (exit 2). A query may start with an exclusion: cyz search -重庆 遵义.
+
+    \b
+    Filters:
+      --region 遵义 --region 重庆           mentions any of them
+      --region 遵义 --region 重庆 --all-regions   mentions both: cooperation between them
+      --topic 签约协议, --source ID, --since 2024-11-01 --until 2024-11-30
+
+    \b
+    The terminal shows one entry per story: reprints of it (the same text on
+    other sites) are named on its 转载 line, --all-copies lists each copy.
+    --json keeps one result per article with its cluster_id and cluster_size.
+    --csv FILE writes the same articles as --json (at most --limit; the count
+    line says when more matched) for a weekly report in Excel.
     """
-    query = " ".join(words)  # `cyz search 遵义 合作` means the query "遵义 合作"
+    from cyz.exit_codes import ExitCode
+    from cyz.index import open_engine
+    from cyz.index.query import parse
+    from cyz.search import QueryError, resolve_regions, resolve_topics, stored_source_ids
     from cyz.search import search as run
 
-    result = run(query, regions=list(regions), sources=list(sources), since=since,
-                 until=until, limit=limit)
+    query = " ".join(words)  # `cyz search 遵义 合作` means the query "遵义 合作"
+    try:
+        parse(query)  # before anything opens: a query that means nothing is a usage error
+    except QueryError as exc:
+        _fail(f"query: {exc}", ExitCode.CONFIG)
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}",
+                                 param_hint="--since/--until")
+    config = _config()
+    try:
+        topic_ids = resolve_topics(topics, config.topic)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--topic") from None
+    region_names, unknown = resolve_regions(regions, config.topic)
+    for value, near in unknown.items():
+        hint = f"closest: {', '.join(near)}" if near else "no similar name"
+        _warn(f"--region {value!r} is not a place of the gazetteer ({config.topic_file}); {hint}")
+    engine = open_engine()
+    try:
+        engine.init()
+        if sources:
+            known = {s.id for s in config.sources} | stored_source_ids(engine)
+            for source_id in sources:
+                if source_id not in known:
+                    _fail(f"no source {source_id!r}; known: {', '.join(sorted(known))}")
+        try:
+            found = run(query, regions=region_names, regions_all=all_regions, topics=topic_ids,
+                        sources=list(sources), since=since, until=until, limit=limit, sort=sort,
+                        reprints=True, engine=engine)
+        except QueryError as exc:
+            _fail(f"query: {exc}", ExitCode.CONFIG)
+        empty = found.total == 0 and engine.count() == 0
+    finally:
+        engine.close()
+    labels = {t.id: t.name for t in config.topic.topics}
+    if csv_file is not None:
+        _search_csv(csv_file, found, labels)
     if as_json:
-        _print_json({"total": result.total,
-                     "results": [{**h.record, "score": h.score, "snippet": h.snippet}
-                                 for h in result.hits]})
+        _print_json({"total": found.total,
+                     "results": [{**h.record, "score": h.score, "snippet": h.snippet,
+                                  "cluster_size": found.cluster_size(h.record)}
+                                 for h in found.hits]})
         return
-    out.print(f"{result.total} result(s) for {query!r}")
-    if result.total == 0 and _index_is_empty():
+    _print_stories(query, found, labels, all_copies=all_copies, empty=empty)
+
+
+def _search_csv(path: Path, found, labels: dict[str, str]) -> None:
+    from functools import partial
+
+    from cyz.exit_codes import ExitCode
+    from cyz.export import SEARCH_CSV_COLUMNS, search_rows, write_csv, write_file
+
+    rows = search_rows(found.hits, found.cluster_size, labels)
+    try:
+        n = write_file(path, partial(write_csv, columns=SEARCH_CSV_COLUMNS), rows)
+    except OSError as exc:
+        _fail(f"{path}: cannot write the CSV: {_os_error(exc)}", ExitCode.ERROR)
+    more = f" (of {found.total}: raise --limit for the rest)" if found.total > n else ""
+    err.print(f"wrote {n} article(s) to {path}{more}", markup=False)
+
+
+def _day(record: dict) -> str:
+    return (record.get("published_at") or "")[:10] or "????-??-??"
+
+
+def _where(record: dict) -> str:
+    """`2024-12-05 · 遵义市人民政府 · 来源 遵义日报`: date, site and the outlet named by 来源."""
+    site = record.get("source_name") or record.get("source_id") or "?"
+    parts = [_day(record), site]
+    if record.get("origin") and record["origin"] != site:
+        parts.append(f"来源 {record['origin']}")
+    return " · ".join(parts)
+
+
+def _print_stories(query: str, found, labels: dict[str, str], *, all_copies: bool,
+                   empty: bool) -> None:
+    stories = found.stories()
+    line = f"{found.total} result(s) for {query!r}"
+    if found.total > len(found.hits):
+        line += f", showing {len(found.hits)} of {found.total} (--limit)"
+    if len(stories) < len(found.hits):
+        line += f"; {len(stories)} stories, reprints grouped"
+    out.print(line, markup=False)
+    if empty:
         out.print("the index is empty: run `cyz demo` (sample sites) or `cyz crawl` first")
-    for rank, hit in enumerate(result.hits, 1):
+    for rank, story in enumerate(stories, 1):
+        hit = story.lead
         rec = hit.record
-        day = (rec.get("published_at") or "")[:10] or "????-??-??"
-        out.print(f"\n[bold]{rank}. {rec['title'] or '(no title)'}[/bold]  "
-                  f"[dim]{day} · {rec.get('source_name') or rec.get('source_id')}[/dim]")
+        topics = "、".join(labels.get(t, t) for t in rec.get("topics") or [])
+        out.print(f"\n[bold]{rank}. {escape(rec.get('title') or '(no title)')}[/bold]  "
+                  f"[dim]{escape(_where(rec))}[/dim]")
         out.print(f"   {rec['url']}", style="cyan", markup=False)
-        out.print(f"   {hit.snippet}", markup=False)
+        if hit.snippet:
+            out.print(f"   {hit.snippet}", markup=False)
+        if topics:
+            out.print(f"   主题: {topics}", style="dim", markup=False)
+        if story.reprints:
+            out.print(f"   转载 {len(story.reprints)}: {', '.join(story.reprint_names())}",
+                      markup=False)
+        if all_copies:
+            for copy in story.reprints:
+                out.print(f"     ↳ {_where(copy)}  {copy.get('title') or ''}", markup=False)
+                out.print(f"       {copy['url']}", style="cyan", markup=False)
 
 
 def _index_is_empty() -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
@@ -78,3 +79,49 @@ def write_file(path: Path, writer: Writer, records: Iterable[dict]) -> int:
         if path.is_file():
             path.unlink(missing_ok=True)
         raise
+
+
+# `cyz search --csv`: a weekly report's columns, headed for the office's readers.
+SEARCH_CSV_COLUMNS = ["日期", "发布时间", "标题", "网站", "来源", "作者", "地区", "主题",
+                      "转载数", "摘要", "链接"]
+
+_BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def beijing_minute(published: str | None) -> str:
+    """`published_at` as Beijing time `YYYY-MM-DD HH:MM`, which Excel reads as a date;
+    a date without a time stays `YYYY-MM-DD`, anything unreadable stays as it is."""
+    if not published:
+        return ""
+    if len(published) <= 10:
+        return published  # a day (or a month, a year): no time to show
+    try:
+        moment = datetime.fromisoformat(published)
+    except ValueError:
+        return published
+    if moment.tzinfo is not None:  # naive means Beijing time already (record contract)
+        moment = moment.astimezone(_BEIJING)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def search_rows(hits: Iterable, cluster_size: Callable[[dict], int],
+                topic_labels: dict[str, str]) -> Iterator[dict]:
+    """One SEARCH_CSV_COLUMNS row per search hit (`cyz.index.base.Hit`), in rank order:
+    regions by name, topics by their Chinese labels, the reprint count (the other stored
+    copies of the story), the snippet with its matches marked 【】."""
+    for hit in hits:
+        rec = hit.record
+        regions = [r["name"] if isinstance(r, dict) else str(r) for r in rec.get("regions") or []]
+        yield {
+            "日期": beijing_minute(rec.get("published_at")),
+            "发布时间": rec.get("published_at") or "",
+            "标题": rec.get("title") or "",
+            "网站": rec.get("source_name") or rec.get("source_id") or "",
+            "来源": rec.get("origin") or "",
+            "作者": rec.get("author") or "",
+            "地区": "、".join(regions),
+            "主题": "、".join(topic_labels.get(t, t) for t in rec.get("topics") or []),
+            "转载数": cluster_size(rec) - 1,
+            "摘要": hit.snippet or "",
+            "链接": rec.get("url") or "",
+        }

@@ -4,6 +4,10 @@ The objects live as NDJSON beside the packaged config (`cyz.config` → `kibana/
 and go through Kibana's own import API with `overwrite=true`, so running the import
 again after an upgrade replaces them in place (their ids are fixed) instead of adding
 copies. Only the standard library is used: one multipart POST per file.
+
+Advanced settings are not saved objects that import well (Kibana keys them by its own
+version), so the ones cyz needs (`UI_SETTINGS`: dates shown in Asia/Shanghai) are set
+afterwards through Kibana's settings API, `POST /api/kibana/settings`, in the same space.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from urllib.parse import quote
 from urllib.request import Request, urlopen
 
 IMPORT_PATH = "/api/saved_objects/_import?overwrite=true"
+SETTINGS_PATH = "/api/kibana/settings"
+
+# Kibana advanced settings applied by every import. The articles' times are stored in UTC;
+# staff read them, and type absolute dates into the time picker, in Beijing time.
+UI_SETTINGS = {"dateFormat:tz": "Asia/Shanghai"}
 
 
 class KibanaError(Exception):
@@ -49,12 +58,21 @@ def env_settings() -> dict:
     }
 
 
-def import_url(kibana_url: str, space: str | None = None) -> str:
-    """The import endpoint, inside `space` when one is named (Kibana's `/s/<space>` prefix)."""
+def _space_base(kibana_url: str, space: str | None) -> str:
     base = kibana_url.rstrip("/")
     if space and space != "default":
         base += "/s/" + quote(space, safe="")
-    return base + IMPORT_PATH
+    return base
+
+
+def import_url(kibana_url: str, space: str | None = None) -> str:
+    """The import endpoint, inside `space` when one is named (Kibana's `/s/<space>` prefix)."""
+    return _space_base(kibana_url, space) + IMPORT_PATH
+
+
+def settings_url(kibana_url: str, space: str | None = None) -> str:
+    """The advanced-settings endpoint of `space` (settings are per space)."""
+    return _space_base(kibana_url, space) + SETTINGS_PATH
 
 
 def multipart_body(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
@@ -123,13 +141,18 @@ def import_saved_objects(
     verify: bool = True,
     space: str | None = None,
     timeout: float = 30,
+    ui_settings: dict | None = None,
 ) -> dict:
-    """Import each NDJSON file through Kibana's saved-objects API, overwriting same ids.
+    """Import each NDJSON file through Kibana's saved-objects API, overwriting same ids,
+    then set the advanced settings `ui_settings` (default `UI_SETTINGS`; `{}` sets none).
 
-    Returns `{"success": True, "successCount": N, "errors": [], "files": [per-file summary]}`.
+    Returns `{"success": True, "successCount": N, "errors": [], "files": [per-file summary],
+    "settings": {applied settings}}`.
     Raises `KibanaError` on a connection failure, an HTTP error or a response with
     `success: false` (e.g. a missing reference), naming the URL and Kibana's message.
     """
+    if ui_settings is None:
+        ui_settings = UI_SETTINGS
     url = import_url(kibana_url, space)
     headers = {"kbn-xsrf": "true", "Accept": "application/json"}
     auth = _auth_header(api_key, username, password)
@@ -143,17 +166,7 @@ def import_saved_objects(
         body, content_type = multipart_body("file", path.name, path.read_bytes())
         request = Request(url, data=body, method="POST",
                           headers={**headers, "Content-Type": content_type})
-        try:
-            with urlopen(request, timeout=timeout, context=context) as response:
-                raw = response.read()
-        except HTTPError as error:
-            message = _kibana_message(error.read())
-            raise KibanaError(
-                f"Kibana import of {path.name} to {url} failed: HTTP {error.code}: {message}"
-            ) from None
-        except (URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise KibanaError(f"cannot reach Kibana at {url}: {reason}") from None
+        raw = _send(request, url, f"import of {path.name}", timeout, context)
         try:
             summary = json.loads(raw)
         except ValueError:
@@ -167,9 +180,31 @@ def import_saved_objects(
             )
         summaries.append({"file": str(path), **summary})
 
+    if ui_settings:
+        target = settings_url(kibana_url, space)
+        body = json.dumps({"changes": ui_settings}).encode()
+        request = Request(target, data=body, method="POST",
+                          headers={**headers, "Content-Type": "application/json"})
+        _send(request, target, "settings change", timeout, context)
+
     return {
         "success": True,
         "successCount": sum(s.get("successCount", 0) for s in summaries),
         "errors": [e for s in summaries for e in s.get("errors") or []],
         "files": summaries,
+        "settings": dict(ui_settings),
     }
+
+
+def _send(request: Request, url: str, what: str, timeout: float,
+          context: ssl.SSLContext | None) -> bytes:
+    """The response body of `request`; `KibanaError` naming `url` and Kibana's reason."""
+    try:
+        with urlopen(request, timeout=timeout, context=context) as response:
+            return response.read()
+    except HTTPError as error:
+        message = _kibana_message(error.read())
+        raise KibanaError(f"Kibana {what} at {url} failed: HTTP {error.code}: {message}") from None
+    except (URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise KibanaError(f"cannot reach Kibana at {url}: {reason}") from None

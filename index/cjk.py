@@ -26,33 +26,10 @@ import re
 import unicodedata
 from functools import lru_cache
 
-import opencc
+from cyz.text import CJK_CHARS, to_simplified
 
-# Characters bigrammed like the `cjk_bigram` filter of Elasticsearch/OpenSearch does: Han
-# (with 〇 and 々), kana and Hangul. Only letter categories, so that unicode61 keeps them.
-CJK_CHARS = (
-    "\u3005\u3007"
-    "\u3041-\u309f"  # hiragana
-    "\u30a1-\u30fa\u30fc-\u30ff"  # katakana (without the ・ punctuation)
-    "\u3400-\u4dbf"  # extension A
-    "\u4e00-\u9fff"  # unified ideographs
-    "\uac00-\ud7af"  # Hangul syllables
-    "\uf900-\ufaff"  # compatibility ideographs
-    "\U00020000-\U0003134f"  # extensions B–G
-)
 _RUN_TEXT = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+")
 _IS_CJK = re.compile(rf"[{CJK_CHARS}]")
-
-
-@lru_cache(maxsize=1)
-def _converter() -> opencc.OpenCC:
-    # One converter per process: building it loads the dictionaries.
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    """OpenCC traditional → simplified (phrase-aware, mostly one char for one char)."""
-    return _converter().convert(text) if text else text
 
 
 @lru_cache(maxsize=1)

@@ -1,21 +1,24 @@
 """Query DSL shared by the Elasticsearch and OpenSearch engines (one body, both engines).
 
 The query tree of `cyz.index.query` becomes a bool query: each OR-group a `should`,
-each term a phrase match on the simplified fields (a Chinese word must match as a
-contiguous string, as in the embedded engine). Queries are simplified with the same
-OpenCC conversion that made `title_zh`/`text_zh`, so the two never disagree.
+each exclusion a `must_not`, each term a phrase match on the simplified fields (a
+Chinese word must match as a contiguous string, as in the embedded engine). Queries are
+simplified with the same OpenCC conversion that made `title_zh`/`text_zh`, so the two
+never disagree. Results are ordered as `cyz.index.ranking` defines (`best` is a
+`function_score`).
 """
 
 from __future__ import annotations
 
 import re
 
+from cyz.index import ranking
 from cyz.index.base import SNIPPET_MARK, EventFilters, Filters, SearchRequest
 from cyz.index.events import CandidateLookup
 from cyz.index.query import Query, Term
-from cyz.pipelines.script import to_simplified
+from cyz.text import to_simplified
 
-SEARCH_FIELDS = ["title_zh^5", "text_zh"]
+SEARCH_FIELDS = [f"title_zh^{ranking.TITLE_BOOST:g}", "text_zh"]
 SNIPPET_CHARS = 120
 
 
@@ -24,6 +27,7 @@ def term_clause(term: Term, fields: list[str] = SEARCH_FIELDS) -> dict:
 
 
 def query_clause(query: Query, fields: list[str] = SEARCH_FIELDS) -> dict:
+    """The articles `query` finds; exclusions alone exclude from every article."""
     if query.is_empty:
         return {"match_all": {}}
     must = []
@@ -31,7 +35,15 @@ def query_clause(query: Query, fields: list[str] = SEARCH_FIELDS) -> dict:
         clauses = [term_clause(t, fields) for t in group]
         must.append(clauses[0] if len(clauses) == 1 else
                     {"bool": {"should": clauses, "minimum_should_match": 1}})
-    return {"bool": {"must": must}}
+    if not query.exclude:
+        return {"bool": {"must": must}}
+    return {"bool": {"must": must or [{"match_all": {}}],
+                     "must_not": [term_clause(t, fields) for t in query.exclude]}}
+
+
+def highlight_clause(query: Query) -> dict:
+    """What snippets mark: the terms that must occur, never an exclusion."""
+    return query_clause(Query(query.clauses), ["text"])
 
 
 def filter_clauses(filters: Filters | None) -> list[dict]:
@@ -39,8 +51,11 @@ def filter_clauses(filters: Filters | None) -> list[dict]:
         return []
     out: list[dict] = []
     if filters.regions:
-        names = sorted({n for r in filters.regions for n in (r, to_simplified(r))})
-        out.append({"terms": {"regions.name": names}})
+        out += region_clauses(filters.regions, filters.regions_all)
+    if filters.topics:
+        out.append({"terms": {"topics": list(filters.topics)}})
+    if filters.cluster_ids:
+        out.append({"terms": {"cluster_id": list(filters.cluster_ids)}})
     if filters.sources:
         out.append({"terms": {"source_id": list(filters.sources)}})
     if filters.source_prefix:
@@ -63,6 +78,17 @@ def filter_clauses(filters: Filters | None) -> list[dict]:
     return out
 
 
+def region_clauses(regions: list[str], every: bool) -> list[dict]:
+    """Any of `regions` (one clause), or every one of them (one clause each); each as
+    typed or simplified, as records name them."""
+    def names(values: list[str]) -> list[str]:
+        return sorted({n for r in values for n in (r, to_simplified(r))})
+
+    if every:
+        return [{"terms": {"regions.name": names([r])}} for r in regions]
+    return [{"terms": {"regions.name": names(regions)}}]
+
+
 def filtered(query: dict, filters: Filters | None) -> dict:
     clauses = filter_clauses(filters)
     if not clauses:
@@ -70,25 +96,55 @@ def filtered(query: dict, filters: Filters | None) -> dict:
     return {"bool": {"must": [query], "filter": clauses}}
 
 
+# Newest first, undated last, then by id: `date`, and the tie-breaks of the others.
+NEWEST = [{"published_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
+
+# `best` (cyz.index.ranking): the sum of three functions replaces the text score.
+# Decay functions give a document without the field 1, hence the `exists` filter: an
+# undated article gets no recency, as in the embedded engine.
+BEST_FUNCTIONS = [
+    {"script_score": {"script": {"source": "_score / (_score + params.half)",
+                                 "params": {"half": ranking.TEXT_HALF}}},
+     "weight": ranking.TEXT_WEIGHT},
+    {"field_value_factor": {"field": "relevance", "missing": 0}, "weight": ranking.RELEVANCE_WEIGHT},
+    {"filter": {"exists": {"field": "published_at"}},
+     "exp": {"published_at": {"origin": "now/d", "scale": f"{ranking.RECENCY_HALF_LIFE:g}d",
+                              "decay": 0.5}},
+     "weight": ranking.RECENCY_WEIGHT},
+]
+
+
+def best(query: dict) -> dict:
+    return {"function_score": {"query": query, "functions": BEST_FUNCTIONS,
+                               "score_mode": "sum", "boost_mode": "replace"}}
+
+
 def search_body(request: SearchRequest) -> dict:
     query = request.query
+    scored = query.has_words  # otherwise there is no text score to rank by
     body: dict = {
         "query": filtered(query_clause(query), request.filters),
         "from": request.offset,
         "size": request.limit,
         "track_total_hits": True,
     }
-    if query.is_empty:
-        body["sort"] = [{"published_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
-    else:
-        body["sort"] = ["_score", {"published_at": {"order": "desc", "missing": "_last"}}]
+    if request.sort == "best" and scored:
+        body["query"] = best(body["query"])
+        body["sort"] = ["_score", *NEWEST]
+    elif request.sort == "relevance":
+        body["sort"] = [{"relevance": {"order": "desc", "missing": "_last"}},
+                        *(["_score"] if scored else []), *NEWEST]
+    else:  # date, or best with nothing to score
+        body["sort"] = list(NEWEST)
+    if scored:
+        body["track_scores"] = True  # hits carry their score under a field sort too
         # Snippets come from the original-script text; the analyser maps it to
         # simplified tokens, so a simplified query still finds its place there.
         body["highlight"] = {
             "pre_tags": [SNIPPET_MARK[0]],
             "post_tags": [SNIPPET_MARK[1]],
             "fields": {"text": {
-                "highlight_query": query_clause(query, ["text"]),
+                "highlight_query": highlight_clause(query),
                 "fragment_size": SNIPPET_CHARS,
                 "number_of_fragments": 1,
             }},

@@ -2,8 +2,13 @@
 
 Chinese text is analysed with parts built into both engines: a `mapping` char filter
 made from OpenCC's traditional→simplified character table, then the standard
-tokenizer, `cjk_width`, `lowercase` and `cjk_bigram`. The same analyser runs on the
+tokenizer, `cjk_width`, `lowercase` and `cjk_bigram`. The same analysis runs on the
 original-script fields and on queries, so a Kibana search for 遵義 finds 遵义 and back.
+
+Text is indexed with the single characters beside the pairs (`cjk_bigram` with
+`output_unigrams`, `INDEX_ANALYZER`) and searched with pairs only (`ANALYZER`): a
+one-character word (渝, 黔, 川, 蓉) finds its character, and a phrase's pairs must
+still follow each other, so phrases stay exact (checked on the 2.19 node).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from functools import cache
 
 ARTICLES = "cyz-articles"  # alias staff and cyz read and write through
 EVENTS = "cyz-events"
-MAPPING_VERSION = 1  # bump when the mapping below changes; `cyz index migrate` moves data
+# Bump when the mapping below changes; `cyz index migrate` moves data into a new index.
+# 2: single characters indexed beside the pairs (`INDEX_ANALYZER`).
+MAPPING_VERSION = 2
 # The events index holds derived data (happenings): when its mapping changes, bump this
 # and the engine rebuilds it from the articles (at init when the current mapping cannot
 # be applied to the old index, and in `cyz index migrate`). 2: one document per happening.
 EVENTS_MAPPING_VERSION = 2
 
-ANALYZER = "cyz_cjk"
+ANALYZER = "cyz_cjk"  # pairs only: queries, Kibana's query bar
+INDEX_ANALYZER = "cyz_cjk_index"  # pairs and single characters: documents
 
 
 def versioned(alias: str, version: int) -> str:
@@ -28,12 +36,12 @@ def versioned(alias: str, version: int) -> str:
 @cache
 def t2s_rules() -> tuple[str, ...]:
     """`mapping` char-filter rules for every Han character OpenCC simplifies (≈4,000)."""
-    import opencc
+    from cyz.text import HAN_CHARS, code_ranges
+    from cyz.text import converter as opencc_converter
 
-    converter = opencc.OpenCC("t2s")
+    converter = opencc_converter("t2s")
     rules = []
-    ranges = (range(0x3400, 0x4DC0), range(0x4E00, 0xA000), range(0xF900, 0xFB00))
-    for block in ranges:
+    for block in code_ranges(HAN_CHARS):
         for code in block:
             char = chr(code)
             simple = converter.convert(char)
@@ -44,20 +52,18 @@ def t2s_rules() -> tuple[str, ...]:
 
 
 def analysis() -> dict:
+    chain = {"type": "custom", "char_filter": ["cyz_t2s"], "tokenizer": "standard"}
     return {
         "char_filter": {"cyz_t2s": {"type": "mapping", "mappings": list(t2s_rules())}},
+        "filter": {"cyz_bigram_unigram": {"type": "cjk_bigram", "output_unigrams": True}},
         "analyzer": {
-            ANALYZER: {
-                "type": "custom",
-                "char_filter": ["cyz_t2s"],
-                "tokenizer": "standard",
-                "filter": ["cjk_width", "lowercase", "cjk_bigram"],
-            }
+            ANALYZER: {**chain, "filter": ["cjk_width", "lowercase", "cjk_bigram"]},
+            INDEX_ANALYZER: {**chain, "filter": ["cjk_width", "lowercase", "cyz_bigram_unigram"]},
         },
     }
 
 
-_TEXT = {"type": "text", "analyzer": ANALYZER}
+_TEXT = {"type": "text", "analyzer": INDEX_ANALYZER, "search_analyzer": ANALYZER}
 _KEYWORD = {"type": "keyword"}
 _BOOLEAN = {"type": "boolean"}
 _INTEGER = {"type": "integer"}

@@ -210,6 +210,13 @@ class SearchEngine(Engine):
             try:
                 self.client.request("PUT", f"/{alias}/_mapping", body)
             except ApiError as exc:
+                if exc.status == 400 and alias == self.articles:
+                    # An index of an older mapping (v1 analysed text without single
+                    # characters) keeps serving as it is until migrated.
+                    log.warning("%s has an older mapping (%s): run `cyz index migrate` to "
+                                "bring it to mapping v%d (one-character words find nothing "
+                                "until then)", alias, exc, MAPPING_VERSION)
+                    continue
                 if alias != self.events or exc.status != 400:
                     raise
                 log.warning("%s: the events index has an older mapping (%s); rebuilding it "

@@ -5,6 +5,9 @@
 strings are stored rather than contentless so that replacing or deleting a row never
 depends on re-deriving yesterday's tokens with today's OpenCC dictionaries.
 
+Schema v4 adds the columns search filters and ranks on (`relevance`, `topics`,
+`cluster_id`); the order of results is `cyz.index.ranking`'s.
+
 Schema v2 adds the happenings (`cyz.index.events`): `events` keeps each as JSON plus
 its filter columns, `event_reports` says which articles (and reprint clusters) report
 which happening; both are written in the same transaction as the articles.
@@ -13,15 +16,17 @@ which happening; both are written in the same transaction as the articles.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from cyz.index import cjk
+from cyz.index import cjk, ranking
 from cyz.index.base import (
     SNIPPET_MARK,
     Engine,
@@ -48,10 +53,10 @@ from cyz.record import validate_article
 from cyz.storage import storing
 
 # Bump with a migration step in `_migrate` whenever the tables change.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # bm25 column weights: a match in the title counts five times one in the body.
-TITLE_WEIGHT = 5.0
+TITLE_WEIGHT = ranking.TITLE_BOOST
 TEXT_WEIGHT = 1.0
 
 SNIPPET_CHARS = 120
@@ -119,14 +124,27 @@ _SCHEMA_V3 = (
     "CREATE INDEX IF NOT EXISTS articles_indexed ON articles (indexed_at)",
 )
 
+# v4: what search filters and ranks on besides the text (`Filters.topics`,
+# `Filters.cluster_ids`, `SearchRequest.sort`), filled from the stored records.
+_SCHEMA_V4 = (
+    "ALTER TABLE articles ADD COLUMN relevance REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE articles ADD COLUMN topics TEXT NOT NULL DEFAULT '[]'",  # JSON list of ids
+    "ALTER TABLE articles ADD COLUMN cluster_id TEXT",
+    "UPDATE articles SET relevance = coalesce(json_extract(record, '$.relevance'), 0), "
+    "topics = coalesce(json_extract(record, '$.topics'), '[]'), "
+    "cluster_id = json_extract(record, '$.cluster_id')",
+    "CREATE INDEX IF NOT EXISTS articles_cluster ON articles (cluster_id)",
+)
+
 _UPSERT = """
 INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, pipeline_version,
-                      indexed_at, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      indexed_at, relevance, topics, cluster_id, record)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     source_id = excluded.source_id, published_at = excluded.published_at,
     pub_date = excluded.pub_date, pub_ts = excluded.pub_ts, regions = excluded.regions,
     pipeline_version = excluded.pipeline_version, indexed_at = excluded.indexed_at,
+    relevance = excluded.relevance, topics = excluded.topics, cluster_id = excluded.cluster_id,
     record = excluded.record
 """
 # The upsert keeps `doc`, so the FTS row is replaced in place under the same rowid.
@@ -183,6 +201,7 @@ class SqliteEngine(Engine):
                     # WAL: readers (a `cyz search` while the crawl writes) never wait for a writer.
                     db.execute("PRAGMA journal_mode = WAL")
                     db.execute("PRAGMA synchronous = NORMAL")
+                    _ensure_pow(db)
                     self._ensure_schema(db)
                 except BaseException:
                     db.close()
@@ -223,6 +242,9 @@ class SqliteEngine(Engine):
             self._rebuild_events(db)
         if version < 3:
             for statement in _SCHEMA_V3:
+                db.execute(statement)
+        if version < 4:
+            for statement in _SCHEMA_V4:
                 db.execute(statement)
 
     def _rebuild_events(self, db: sqlite3.Connection) -> None:
@@ -343,39 +365,28 @@ class SqliteEngine(Engine):
             last = rows[-1][0]
 
     def search(self, request: SearchRequest) -> SearchResult:
-        where, params = _filter_sql(request.filters)
         limit, offset = max(0, int(request.limit)), max(0, int(request.offset))
-        query = request.query
-        if query.is_empty:
-            with self._using("read the index") as db:
-                total = db.execute(
-                    f"SELECT count(*) FROM articles a WHERE {where}", params
-                ).fetchone()[0]
-                rows = db.execute(
-                    f"SELECT record, 0.0 FROM articles a WHERE {where} "
-                    "ORDER BY a.pub_ts DESC, a.published_at DESC, a.id LIMIT ? OFFSET ?",
-                    [*params, limit, offset],
-                ).fetchall()
-        else:
-            match = fts_expression(query)
-            if match is None:  # only punctuation and the like: nothing to look for
-                return SearchResult(total=0, hits=[])
-            base = (
-                "FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
-                f"WHERE articles_fts MATCH ? AND {where}"
-            )
-            with self._using("read the index") as db:
-                total = db.execute(f"SELECT count(*) {base}", [match, *params]).fetchone()[0]
-                rows = db.execute(
-                    f"SELECT a.record, bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS rank "
-                    f"{base} ORDER BY rank, a.pub_ts DESC, a.id LIMIT ? OFFSET ?",
-                    [match, *params, limit, offset],
-                ).fetchall()
-        finder = _MatchFinder(query)
+        if request.query.has_words and fts_expression(request.query) is None:
+            return SearchResult(total=0, hits=[])  # a Query built by hand, of `*` and such
+        base, params = _search_sql(request.query, request.filters)
+        score, order = _ranking_sql(request.query, request.sort)
+        with self._using("read the index") as db:
+            total = db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+            # The page's docs first, then their records: sorting every match with its
+            # whole JSON record would read each one.
+            page = db.execute(
+                f"SELECT a.doc, {score} AS score {base} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+            records = dict(db.execute(
+                "SELECT doc, record FROM articles WHERE doc IN (SELECT value FROM json_each(?))",
+                [json.dumps([doc for doc, _ in page])],
+            ).fetchall())
+        finder = _MatchFinder(request.query)
         hits = []
-        for record_json, rank in rows:
-            record = json.loads(record_json)
-            hits.append(Hit(record=record, score=0.0 - float(rank), snippet=finder.snippet(record)))
+        for doc, value in page:
+            record = json.loads(records[doc])
+            hits.append(Hit(record=record, score=float(value), snippet=finder.snippet(record)))
         return SearchResult(total=total, hits=hits)
 
     def newest_by_source(self) -> dict[str, dict]:
@@ -560,6 +571,9 @@ def _rows_for(record: dict) -> tuple[tuple, tuple]:
         json.dumps(regions, ensure_ascii=False),
         record.get("pipeline_version") or 0,
         record.get("indexed_at"),
+        float(record.get("relevance") or 0.0),
+        json.dumps(list(record.get("topics") or []), ensure_ascii=False),
+        record.get("cluster_id"),
         json.dumps(record, ensure_ascii=False, default=str),
     )
     return row, (cjk.index_terms(title), cjk.index_terms(text), record_id)
@@ -595,28 +609,114 @@ def term_expression(term: Term) -> str | None:
     return phrase + " *" if cjk.last_is_prefix(tokens) else phrase
 
 
+def _alternatives(terms: list[Term]) -> str | None:
+    """An OR of the terms' phrases (each once); None when none is searchable."""
+    phrases = list(dict.fromkeys(e for t in terms if (e := term_expression(t))))
+    return "(" + " OR ".join(phrases) + ")" if phrases else None
+
+
 def fts_expression(query: Query) -> str | None:
-    """The MATCH expression for an AND of OR-groups. Every token is quoted, so no user
-    input can reach FTS5's own syntax. Terms without searchable characters are dropped;
-    None when nothing is left."""
-    groups = []
-    for group in query.clauses:
-        alternatives = list(dict.fromkeys(e for t in group if (e := term_expression(t))))
-        if alternatives:
-            groups.append("(" + " OR ".join(alternatives) + ")")
-    return " AND ".join(groups) if groups else None
+    """The MATCH expression for an AND of OR-groups, NOT any exclusion. Every token is
+    quoted, so no user input can reach FTS5's own syntax. Terms without searchable
+    characters are dropped; None when no term must occur (FTS5 cannot match a bare NOT:
+    a query of exclusions only is `exclusion_expression` in a NOT IN)."""
+    groups = [e for group in query.clauses if (e := _alternatives(group))]
+    if not groups:
+        return None
+    positive = " AND ".join(groups)
+    excluded = exclusion_expression(query)
+    # NOT binds tighter than AND in FTS5: the positive part goes in parentheses.
+    return f"({positive}) NOT {excluded}" if excluded else positive
+
+
+def exclusion_expression(query: Query) -> str | None:
+    """The MATCH expression of the articles a query excludes (any of its exclusions)."""
+    return _alternatives(query.exclude)
+
+
+def _search_sql(query: Query, filters: Filters) -> tuple[str, list]:
+    """`FROM … WHERE …` of the articles `query` and `filters` find, and its parameters;
+    the FTS table is joined when some term must occur (its bm25 is the text score)."""
+    where, params = _filter_sql(filters)
+    if query.has_words:
+        match = fts_expression(query)
+        return ("FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
+                f"WHERE articles_fts MATCH ? AND {where}", [match, *params])
+    excluded = exclusion_expression(query)
+    if excluded is None:
+        return f"FROM articles a WHERE {where}", params
+    return (f"FROM articles a WHERE {where} AND a.doc NOT IN "
+            "(SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [*params, excluded])
+
+
+_NEWEST = "a.pub_ts DESC, a.id"  # NULLs sort last in DESC: undated articles at the end
+
+
+def _ranking_sql(query: Query, sort: str) -> tuple[str, str]:
+    """(score expression, ORDER BY) for `sort`, as `cyz.index.ranking` defines them."""
+    if not query.has_words:
+        score = "0.0"
+        text = None
+    else:
+        # bm25() is negative, better matches more so.
+        score = text = f"(-bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}))"
+    if sort == "date":
+        return score, _NEWEST
+    if sort == "relevance":
+        return score, f"a.relevance DESC, {text + ' DESC, ' if text else ''}{_NEWEST}"
+    if text is None:  # best, nothing to score: the newest first
+        return score, _NEWEST
+    blend = _best_sql(text)
+    return blend, f"{blend} DESC, {_NEWEST}"
+
+
+def _best_sql(text: str) -> str:
+    origin = ranking.today_start(time.time())
+    half_life = ranking.RECENCY_HALF_LIFE * ranking.DAY_SECONDS
+    recency = f"coalesce(pow(0.5, abs({origin!r} - a.pub_ts) / {half_life!r}), 0.0)"
+    return (f"({ranking.TEXT_WEIGHT!r} * {text} / ({text} + {ranking.TEXT_HALF!r}) "
+            f"+ {ranking.RELEVANCE_WEIGHT!r} * a.relevance + {ranking.RECENCY_WEIGHT!r} * {recency})")
+
+
+def _ensure_pow(db: sqlite3.Connection) -> None:
+    """`pow()` for the recency of `best`: built in when SQLite has its math functions
+    (3.35+, compiled in), else Python's."""
+    try:
+        db.execute("SELECT pow(0.5, 1.0)")
+    except sqlite3.OperationalError:
+        db.create_function("pow", 2, math.pow, deterministic=True)
+
+
+def _any_of(column: str, values: list[str]) -> tuple[str, list]:
+    """A JSON-list column holds one of `values`."""
+    return (f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value IN "
+            f"({', '.join('?' * len(values))}))", list(values))
+
+
+def _region_names(region: str) -> list[str]:
+    """A region as typed and simplified (records name regions in simplified script)."""
+    return list(dict.fromkeys((region, cjk.to_simplified(region))))
+
+
+def _region_sql(filters: Filters) -> list[tuple[str, list]]:
+    if filters.regions_all:
+        return [_any_of("a.regions", _region_names(r)) for r in filters.regions]
+    names = list(dict.fromkeys(n for r in filters.regions for n in _region_names(r)))
+    return [_any_of("a.regions", names)]
 
 
 def _filter_sql(filters: Filters) -> tuple[str, list]:
     where = ["1"]
     params: list = []
-    if filters.regions:
-        names = list(dict.fromkeys(n for r in filters.regions for n in (r, cjk.to_simplified(r))))
-        where.append(
-            "EXISTS (SELECT 1 FROM json_each(a.regions) WHERE json_each.value IN "
-            f"({', '.join('?' * len(names))}))"
-        )
-        params += names
+    conditions = _region_sql(filters) if filters.regions else []
+    if filters.topics:
+        conditions.append(_any_of("a.topics", filters.topics))
+    if filters.cluster_ids:
+        conditions.append(("a.cluster_id IN (SELECT value FROM json_each(?))",
+                           [json.dumps(list(filters.cluster_ids))]))
+    for sql, values in conditions:
+        where.append(sql)
+        params += values
     if filters.sources:
         where.append(f"a.source_id IN ({', '.join('?' * len(filters.sources))})")
         params += list(filters.sources)

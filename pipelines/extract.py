@@ -20,10 +20,10 @@ import lxml.html
 from lxml import etree
 
 from cyz.pipelines.dates import find_published, parse_date
+from cyz.text import HAN, HAN_UNIFIED_CHARS
 
 # ---------------------------------------------------------------- text helpers
 
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PUNCT = re.compile(r"[，。；！？、：,;“”]")
 SENTENCE_END = re.compile(r"[。！？!?；…”」』）)]$")
 WS = re.compile(r"[\s\u3000\xa0\u200b\ufeff]+")
@@ -125,7 +125,7 @@ _DATE_ONLY = re.compile(
 )
 _IMAGE_NAME = re.compile(r"^\S+\.(?:jpe?g|png|gif|webp|bmp)$", re.IGNORECASE)
 _PINYIN = re.compile(
-    r"(?<=[\u4e00-\u9fff])\((?=[a-zü]*[āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ])[a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]{1,7}\)"
+    rf"(?<=[{HAN_UNIFIED_CHARS}])\((?=[a-zü]*[āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ])[a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]{{1,7}}\)"
 )
 _MOJIBAKE_Q = re.compile(r"(?<=[^\x00-\x7f])[?\ufffd]|[?\ufffd](?=[^\x00-\x7f])")
 _LIST_SPLIT = re.compile(r"\s*[|｜丨]\s*")
@@ -774,7 +774,7 @@ def _plausible_outlet(token: str) -> bool:
     token = token.strip()
     return (2 <= len(token) <= 20 and not _NOT_OUTLET.search(token)
             and not re.search(r"[，。；！？,;!?]", token) and not token.isdigit()
-            and bool(re.search(r"[\u4e00-\u9fffA-Za-z]", token)))
+            and bool(re.search(f"[{HAN_UNIFIED_CHARS}A-Za-z]", token)))
 
 
 def origin_near_date(header: list[str]) -> str | None:

@@ -8,14 +8,15 @@ import threading
 from langdetect import DetectorFactory, LangDetectException, detect_langs
 
 from cyz.pipelines.script import detect_script
+from cyz.text import HAN as _HAN
+from cyz.text import HANGUL_CHARS
 
 # langdetect is randomised unless seeded; a fixed seed makes records reproducible.
 DetectorFactory.seed = 0
 
 SAMPLE_CHARS = 2000
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_HANGUL = re.compile(f"[{HANGUL_CHARS}]")
 _LETTER = re.compile(r"\w")
 _lock = threading.Lock()
 

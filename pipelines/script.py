@@ -1,35 +1,12 @@
-"""Chinese script handling: simplified/traditional detection and conversion (OpenCC)."""
+"""Chinese script handling: simplified/traditional detection (conversion: `cyz.text`, re-exported here)."""
 
 from __future__ import annotations
 
-import re
-from functools import cache
-
-import opencc
-
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from cyz.text import HAN as _HAN
+from cyz.text import to_simplified, to_traditional
 
 # Below this many Han characters a text says too little about its script.
 MIN_HAN = 2
-
-
-@cache
-def _converter(config: str) -> opencc.OpenCC:
-    # Building a converter loads dictionaries; one per config per process is enough.
-    return opencc.OpenCC(config)
-
-
-def to_simplified(text: str) -> str:
-    """Convert traditional characters to simplified; simplified text passes unchanged."""
-    if not text:
-        return text
-    return _converter("t2s").convert(text)
-
-
-def to_traditional(text: str) -> str:
-    if not text:
-        return text
-    return _converter("s2t").convert(text)
 
 
 def _changed(original: str, converted: str) -> int:

@@ -172,6 +172,10 @@ def matches(query: dict, doc_id: str, doc: dict) -> bool:
         return True
     if kind == "ids":
         return doc_id in spec["values"]
+    if kind == "exists":
+        return bool(_values(doc, spec["field"]))
+    if kind == "function_score":  # scores aside, it finds what its query finds
+        return matches(spec["query"], doc_id, doc)
     if kind == "terms":
         ((name, wanted),) = spec.items()
         return any(v in wanted for v in _values(doc, name))
@@ -195,6 +199,7 @@ def matches(query: dict, doc_id: str, doc: dict) -> bool:
         must = spec.get("must", []) + spec.get("filter", [])
         should = spec.get("should", [])
         return (all(matches(q, doc_id, doc) for q in must)
+                and not any(matches(q, doc_id, doc) for q in spec.get("must_not", []))
                 and (not should or sum(matches(q, doc_id, doc) for q in should)
                      >= spec.get("minimum_should_match", 1)))
     raise AssertionError(f"the fake does not know the query {kind!r}: teach it")

@@ -24,6 +24,7 @@ from http_recorder import FakeElasticsearch, Recorded, RecordingProxy
 from cyz.index.base import Filters, SearchRequest
 from cyz.index.elasticsearch import ElasticsearchClient
 from cyz.index.events import build_happenings
+from cyz.index.mapping import MAPPING_VERSION
 from cyz.index.opensearch import OpenSearchClient
 from cyz.index.query import parse
 from cyz.index.search_engine import ApiError, EngineMisconfigured, EngineUnavailable, SearchEngine
@@ -33,11 +34,13 @@ REFUSED = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 
 def article(rid: str, title: str, text: str, *, source: str = "src-a", published: str | None = None,
-            regions: tuple[str, ...] = (), events: list[dict] | None = None) -> dict:
+            regions: tuple[str, ...] = (), events: list[dict] | None = None,
+            topics: tuple[str, ...] = (), cluster: str | None = None) -> dict:
     return Article(id=rid, url=f"https://example.gov.cn/{rid}.html", source_id=source, title=title,
                    text=text, title_zh=title, text_zh=text, published_at=published,
                    regions=[{"name": r, "count": 1} for r in regions], events=events or [],
-                   event_types=sorted({e["type"] for e in events or []})).model_dump()
+                   event_types=sorted({e["type"] for e in events or []}), topics=list(topics),
+                   cluster_id=cluster).model_dump()
 
 
 RECORDS = [
@@ -46,9 +49,10 @@ RECORDS = [
             events=[{"type": "agreement", "date": "2024-12", "date_precision": "month",
                      "parties": ["遵义市", "江北区"], "places": ["遵义", "重庆"],
                      "sentence": "遵义市与重庆市江北区签署合作协议", "amount_yuan": 1.5e9},
-                    {"type": "project", "sentence": "共建产业园区", "planned": True}]),
+                    {"type": "project", "sentence": "共建产业园区", "planned": True}],
+            topics=("cooperation",), cluster="k1"),
     article("c2", "成渝中线高铁建设提速", "遵义等城市前往成都的时间将缩短，合作更紧密。", source="src-b",
-            published="2024-12-10T09:00:00+08:00", regions=("遵义", "成都")),
+            published="2024-12-10T09:00:00+08:00", regions=("遵义", "成都"), cluster="k1"),
     article("c3", "全市气温回升", "气象部门提醒市民注意早晚温差。", source="src-b",
             published="2024-10-01T08:00:00+08:00"),
 ]
@@ -74,6 +78,12 @@ def script(engine: SearchEngine) -> dict:
     out["search"] = (found.total, sorted(h.record["id"] for h in found.hits))
     browse = engine.search(SearchRequest(parse(""), Filters(sources=["src-b"]), limit=10))
     out["browse"] = (browse.total, sorted(h.record["id"] for h in browse.hits))
+    # exclusions, every region, topics, clusters and the other sorts (issue 13)
+    kinds = [SearchRequest(parse("合作 -重庆"), Filters(regions=["遵义", "成都"], regions_all=True),
+                           sort="relevance"),
+             SearchRequest(parse('NOT "气温"'), Filters(topics=["cooperation"]), sort="date"),
+             SearchRequest(parse("遵 OR 渝"), Filters(cluster_ids=["k1"]), sort="best")]
+    out["kinds"] = [sorted(h.record["id"] for h in engine.search(r).hits) for r in kinds]
     out["count"] = (engine.count(), engine.count(Filters(source_prefix="src-b")))
     out["get"] = (engine.get("c1"), engine.get("missing"))
     out["iter"] = sorted(r["id"] for r in engine.iter_records())
@@ -160,7 +170,7 @@ def test_elasticsearch_sends_exactly_what_the_real_node_took(both_runs):
     # then c1's two happenings, one document each
     assert [line["index"]["_id"] for line in events.body[::2]] == happening_ids(RECORDS[0])
     search = next(r for r in fake.requests if r.path.endswith("/_search") and "highlight" in r.body)
-    assert search.body["query"]["bool"]["filter"]
+    assert search.body["query"]["function_score"]["query"]["bool"]["filter"]  # sort best
 
 
 def test_the_fake_answers_like_the_real_node(both_runs):
@@ -169,6 +179,7 @@ def test_the_fake_answers_like_the_real_node(both_runs):
     _, os_out, _, es_out = both_runs
     assert os_out["spooled"] == es_out["spooled"] == ["bad"]
     assert os_out["search"] == es_out["search"] == (2, ["c1", "c2"])
+    assert os_out["kinds"] == [["c2"], ["c1"], ["c1", "c2"]]
     assert os_out["get"][0]["title"] == "遵义与重庆签署合作协议" and os_out["get"][1] is None
     assert os_out == es_out
 
@@ -238,7 +249,7 @@ def test_a_rejected_bulk_item_is_spooled_and_the_rest_indexed(tmp_path):
         assert [e["record"]["id"] for e in parked] == ["c2"]
         assert "400" in parked[0]["reason"] and "mapper_parsing_exception" in parked[0]["reason"]
         # the happenings of the accepted article are indexed too
-        assert sorted(fake.indices["cyzes-events-v1"]) == sorted(happening_ids(RECORDS[0]))
+        assert sorted(fake.indices[f"cyzes-events-v{MAPPING_VERSION}"]) == sorted(happening_ids(RECORDS[0]))
         engine.close()
 
 
@@ -253,7 +264,7 @@ def test_a_throttled_bulk_is_retried(tmp_path, throttled):
     bulks = [r for r in fake.requests if r.path == "/_bulk"
              and r.body[0]["index"]["_index"] == "cyzes-articles"]
     assert len(bulks) == throttled + 1 and all(b.body == bulks[0].body for b in bulks)
-    assert len(engine.spool) == 0 and len(fake.indices["cyzes-articles-v1"]) == 3
+    assert len(engine.spool) == 0 and len(fake.indices[f"cyzes-articles-v{MAPPING_VERSION}"]) == 3
 
 
 def test_connection_refused_at_init_spools_and_the_next_run_replays(tmp_path):
@@ -300,7 +311,7 @@ def test_tls_with_the_ca_certificate_is_accepted(certificate, tmp_path):
         engine = es_engine(fake.url, tmp_path, CYZ_ES_CA_CERTS=str(certificate[0]))
         engine.write(RECORDS[:1])
         engine.close()
-    assert engine.online and fake.indices["cyzes-articles-v1"]
+    assert engine.online and fake.indices[f"cyzes-articles-v{MAPPING_VERSION}"]
 
 
 def test_tls_without_the_ca_certificate_fails_verification(certificate, tmp_path):

@@ -21,6 +21,7 @@ from cyz.index.mapping import (
     ARTICLE_PROPERTIES,
     EVENT_DOC_PROPERTIES,
     EVENT_PROPERTIES,
+    MAPPING_VERSION,
     REPORT_PROPERTIES,
     article_template,
 )
@@ -536,7 +537,8 @@ def test_migrate_rebuilds_the_events(opensearch_url, tmp_path):
         eng.refresh()
         before = snapshot(eng)
         moved = eng.migrate(drop_old=True)
-        assert moved[f"{prefix}-events"] == {"from": f"{prefix}-events-v1", "to": f"{prefix}-events-v2",
+        assert moved[f"{prefix}-events"] == {"from": f"{prefix}-events-v{MAPPING_VERSION}",
+                                             "to": f"{prefix}-events-v{MAPPING_VERSION + 1}",
                                              "dropped_old": True, "documents": len(EXPECTED)}
         assert snapshot(eng) == before
         eng.write([{**R["hx2"], "events": []}])  # writes land in the new version
@@ -580,8 +582,8 @@ def test_a_rejected_happening_parks_its_articles(tmp_path):
         parked = sorted(e["record"]["id"] for e in eng.spool.take())
         eng.spool.done()
         assert parked == ["hx1", "tw1", "zy1"]
-        assert len(fake.indices["cyzes-articles-v1"]) == len(RECORDS)
-        assert sorted(fake.indices["cyzes-events-v1"]) == sorted(h["event_id"] for h in happenings
+        assert len(fake.indices[f"cyzes-articles-v{MAPPING_VERSION}"]) == len(RECORDS)
+        assert sorted(fake.indices[f"cyzes-events-v{MAPPING_VERSION}"]) == sorted(h["event_id"] for h in happenings
                                                                  if h["event_id"] != signing)
         assert fake.faults == []
         eng.close()

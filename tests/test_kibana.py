@@ -2,7 +2,9 @@
 
 The saved objects are checked against the index mapping twice: statically against
 `cyz.index.mapping`, and against the mapping a real OpenSearch node builds from the
-same templates (when the `opensearch_url` fixture is available).
+same templates (when the `opensearch_url` fixture is available). Their queries, and the
+examples of the dashboard's "how to search" panel, are translated the way Kibana's KQL
+translates them and run on the real node.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import yaml
 
 from cyz.index import mapping
 from cyz.kibana import (
+    UI_SETTINGS,
     KibanaError,
     default_files,
     env_settings,
     import_saved_objects,
     import_url,
+    settings_url,
 )
+from cyz.text import CJK_CHARS
 
 REPO = Path(__file__).resolve().parents[1]
 KIBANA_DIR = REPO / "config" / "kibana"
@@ -51,6 +56,11 @@ def load_objects() -> list[dict]:
 
 OBJECTS = load_objects()
 BY_ID = {(o["type"], o["id"]): o for o in OBJECTS}
+
+
+def is_markdown(obj: dict) -> bool:
+    """A text panel: a visualization without a data view."""
+    return obj["type"] == "visualization" and json.loads(obj["attributes"]["visState"])["type"] == "markdown"
 
 
 def embedded(obj: dict, key: str):
@@ -93,7 +103,9 @@ def test_references_resolve_and_are_used():
         assert len(names) == len(set(names)), obj["id"]
         for ref in obj["references"]:
             assert (ref["type"], ref["id"]) in BY_ID, f"{obj['id']} → missing {ref}"
-        if obj["type"] in {"search", "visualization"}:
+        if is_markdown(obj):
+            assert obj["references"] == [] and "indexRefName" not in embedded(obj, "searchSourceJSON")
+        elif obj["type"] in {"search", "visualization"}:
             source = embedded(obj, "searchSourceJSON")
             assert source["indexRefName"] == INDEX_REF
             assert [r["type"] for r in obj["references"] if r["name"] == INDEX_REF] == ["index-pattern"]
@@ -107,10 +119,11 @@ def test_references_resolve_and_are_used():
                 assert ref["type"] == panel["type"]
 
 
-def test_dashboard_has_the_four_panels():
+def test_dashboard_has_the_help_text_and_four_panels():
     dashboard = BY_ID[("dashboard", "cyz-dashboard")]
     targets = {(r["type"], r["id"]) for r in dashboard["references"]}
     assert targets == {
+        ("visualization", "cyz-vis-search-help"),
         ("visualization", "cyz-vis-articles-by-region"),
         ("visualization", "cyz-vis-top-sources"),
         ("visualization", "cyz-vis-events-by-type"),
@@ -134,6 +147,80 @@ def test_data_views_have_chinese_labels():
     events = BY_ID[("index-pattern", "cyz-events-view")]
     assert events["attributes"]["title"] == mapping.EVENTS
     assert embedded(events, "fieldAttrs")["type"]["customLabel"] == "事件类型"
+
+
+# --- queries staff can trust: phrases, not bare Chinese ---------------------------
+#
+# KQL sends a bare Chinese string to the bigram analyzer as an OR of its character pairs
+# (遵义合作协议 matches an article with only 遵义); a quoted phrase is exact. Every saved
+# query quotes its Chinese, and the dashboard's help panel tells staff to do the same.
+
+_CJK = re.compile(f"[{CJK_CHARS}]")
+
+
+def bare_cjk(query: str) -> list[str]:
+    """CJK characters of a KQL query outside double quotes."""
+    return _CJK.findall(_QUOTED.sub('""', query))
+
+
+def saved_queries() -> dict[str, str]:
+    """{object id: KQL query} of every saved search and chart."""
+    queries = {}
+    for obj in OBJECTS:
+        if obj["type"] in {"search", "visualization"}:
+            query = embedded(obj, "searchSourceJSON")["query"]
+            assert query["language"] == "kuery", obj["id"]
+            queries[obj["id"]] = query["query"]
+    return queries
+
+
+def help_markdown() -> str:
+    return json.loads(BY_ID[("visualization", "cyz-vis-search-help")]["attributes"]["visState"])["params"]["markdown"]
+
+
+def help_examples() -> list[str]:
+    """The queries the help panel shows (its `code` spans)."""
+    return re.findall(r"`([^`]+)`", help_markdown())
+
+
+def test_bare_cjk_finder():
+    assert bare_cjk("遵义合作协议") and bare_cjk('"遵义" and 合作')
+    assert not bare_cjk('"遵义" and regions.name: ("成都" or "重庆") and not "马拉松"')
+    assert not bare_cjk('title: "a \\"遵义\\" b"')
+
+
+def test_saved_queries_quote_their_chinese():
+    queries = saved_queries()
+    assert "cyz-search-zunyi-agreement-text" in queries  # the full-text example
+    for object_id, query in queries.items():
+        assert not bare_cjk(query), f"{object_id}: quote the Chinese words of {query!r}"
+        for field in kql_fields(query):
+            assert field.isascii(), f"{object_id}: field {field!r}"
+
+
+def test_help_panel_tells_staff_how_to_search():
+    help_vis = BY_ID[("visualization", "cyz-vis-search-help")]
+    assert is_markdown(help_vis) and help_vis["attributes"]["title"] == "怎样搜索"
+    text = help_markdown()
+    examples = help_examples()
+    for wanted in ('"遵义" and "合作"', '"遵义" and not "马拉松"', 'regions.name : "遵义"'):
+        assert wanted in examples
+    assert "双引号" in text and "时间选择器" in text and "北京时间" in text
+    # Exactly one example is the unquoted pitfall; every other one is safe to copy.
+    assert [e for e in examples if bare_cjk(e)] == ["遵义合作协议"]
+    # On top, across the dashboard: the first thing staff read.
+    panels = embedded(BY_ID[("dashboard", "cyz-dashboard")], "panelsJSON")
+    ref = next(r for r in BY_ID[("dashboard", "cyz-dashboard")]["references"] if r["id"] == help_vis["id"])
+    panel = next(p for p in panels if f"{p['panelIndex']}:{p['panelRefName']}" == ref["name"])
+    assert panel["gridData"]["y"] == 0 and panel["gridData"]["w"] == 48
+
+
+def test_saved_searches_sort_newest_first():
+    for obj in OBJECTS:
+        if obj["type"] == "search":
+            # published_at for articles, the event's day for events: the views' time fields.
+            wanted = view_of(obj)["attributes"]["timeFieldName"]
+            assert obj["attributes"]["sort"] == [[wanted, "desc"]], obj["id"]
 
 
 # --- every field used exists in the mapping --------------------------------------
@@ -171,7 +258,7 @@ def used_fields() -> dict[str, dict[str, set[str]]]:
             for field in embedded(obj, "fieldAttrs"):
                 add(alias, field, "label")
             continue
-        if obj["type"] == "dashboard":
+        if obj["type"] == "dashboard" or is_markdown(obj):
             query = embedded(obj, "searchSourceJSON")["query"]["query"]
             assert not query, "a dashboard-wide query would span two indices"
             continue
@@ -293,6 +380,182 @@ def test_every_used_field_exists_in_a_real_node_mapping(node_url: str):
     assert not problems, "\n".join(problems)
 
 
+# --- the queries on a real node, translated as KQL translates them ----------------
+
+_KQL_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|\(|\)|>=|<=|>|<|:|[^\s():<>"]+)')
+
+
+def kql_to_dsl(query: str) -> dict:
+    """Kibana's KQL → query DSL, for the subset cyz's objects and help text use.
+
+    As Kibana's kuery functions do: `"phrase"` → multi_match type phrase (the index's
+    default fields), a bare word → multi_match best_fields, `field: "v"` → match_phrase,
+    `field: v` → match, `field >= v` → range; and → bool filter, or → bool should, not →
+    bool must_not.
+    """
+    tokens = [t for t in _KQL_TOKEN.findall(query) if t]
+    assert "".join(tokens) == re.sub(r"\s+", "", query), f"cannot tokenize {query!r}"
+    pos = 0
+
+    def peek(offset: int = 0) -> str | None:
+        return tokens[pos + offset] if pos + offset < len(tokens) else None
+
+    def take(expected: str | None = None) -> str:
+        nonlocal pos
+        token = tokens[pos]
+        assert expected is None or token.lower() == expected, (query, token, expected)
+        pos += 1
+        return token
+
+    def value(token: str) -> tuple[str, bool]:
+        if token.startswith('"'):
+            return re.sub(r"\\(.)", r"\1", token[1:-1]), True
+        return token, False
+
+    def combine(kind: str, parts: list[dict]) -> dict:
+        if len(parts) == 1:
+            return parts[0]
+        if kind == "and":
+            return {"bool": {"filter": parts}}
+        return {"bool": {"should": parts, "minimum_should_match": 1}}
+
+    def chain(operand, words=("or", "and")) -> dict:
+        # or binds loosest, then and.
+        def level(i: int) -> dict:
+            if i == len(words):
+                return operand()
+            parts = [level(i + 1)]
+            while (peek() or "").lower() == words[i]:
+                take()
+                parts.append(level(i + 1))
+            return combine(words[i], parts)
+        return level(0)
+
+    def field_value(field: str) -> dict:
+        if peek() == "(":
+            take("(")
+            result = chain(lambda: field_value(field))
+            take(")")
+            return result
+        text, quoted = value(take())
+        return {"match_phrase" if quoted else "match": {field: text}}
+
+    def primary() -> dict:
+        if (peek() or "").lower() == "not":
+            take()
+            return {"bool": {"must_not": [primary()]}}
+        if peek() == "(":
+            take("(")
+            result = chain(primary)
+            take(")")
+            return result
+        token = take()
+        if peek() == ":":
+            take(":")
+            return field_value(token)
+        if peek() in {">=", "<=", ">", "<"}:
+            op = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[take()]
+            return {"range": {token: {op: value(take())[0]}}}
+        text, quoted = value(token)
+        return {"multi_match": {"type": "phrase" if quoted else "best_fields", "query": text, "lenient": True}}
+
+    result = chain(primary)
+    assert pos == len(tokens), f"trailing tokens in {query!r}"
+    return result
+
+
+def test_kql_translation():
+    assert kql_to_dsl('a: "x" and not (b >= 1 or c)') == {"bool": {"filter": [
+        {"match_phrase": {"a": "x"}},
+        {"bool": {"must_not": [{"bool": {"should": [
+            {"range": {"b": {"gte": "1"}}},
+            {"multi_match": {"type": "best_fields", "query": "c", "lenient": True}}],
+            "minimum_should_match": 1}}]}}]}}
+    assert kql_to_dsl('r: ("x" or "y")') == {"bool": {"should": [
+        {"match_phrase": {"r": "x"}}, {"match_phrase": {"r": "y"}}], "minimum_should_match": 1}}
+
+
+# Articles (a: the agreement, b: 遵义 without 合作, c: 合作 without 遵义, d: a traditional
+# copy of another agreement, 20 days old) and what each query must find among them.
+_NOW = "now"
+ARTICLE_FIXTURES = {
+    "a": {"title": "遵义与重庆签署合作协议", "text": "遵义市与重庆市签署战略合作协议。",
+          "regions": [{"name": "遵义", "count": 2}, {"name": "重庆", "count": 1}],
+          "topics": ["cooperation", "agreement"], "event_types": ["agreement"], "relevance": 0.9, "days": 1},
+    "b": {"title": "遵义马拉松开跑", "text": "遵义马拉松今天开跑，两万人参赛。",
+          "regions": [{"name": "遵义", "count": 2}], "topics": [], "event_types": [], "relevance": 0.1, "days": 2},
+    "c": {"title": "成都两家企业加强合作", "text": "成都两家企业宣布加强合作。",
+          "regions": [{"name": "成都", "count": 1}], "topics": ["cooperation"], "event_types": [],
+          "relevance": 0.6, "days": 3},
+    "d": {"title": "遵義與成都簽署合作協議", "text": "遵義市與成都市簽署合作協議。",
+          "regions": [{"name": "遵义", "count": 1}, {"name": "成都", "count": 1}],
+          "topics": ["cooperation", "agreement"], "event_types": ["agreement"], "relevance": 0.8, "days": 20},
+}
+EXPECTED = {
+    # The pitfall the help panel names: unquoted, any character pair is enough.
+    "遵义合作协议": {"a", "b", "c", "d"},
+    # The help panel's and docs/production.md's examples.
+    '"合作协议"': {"a", "d"},
+    '"遵义" and "合作"': {"a", "d"},
+    '"赤水" or "仁怀"': set(),
+    '"遵义" and not "马拉松"': {"a", "d"},
+    'regions.name : "遵义"': {"a", "b", "d"},
+    'title : "合作协议"': {"a", "d"},
+    'event_types : "agreement"': {"a", "d"},
+    'topics : "cooperation"': {"a", "c", "d"},
+    '"遵义" and ("成都" or "重庆")': {"a", "d"},
+    '"遵義"': {"a", "b", "d"},
+    '"遵义"': {"a", "b", "d"},
+    # The saved searches.
+    'published_at >= "now-7d" and (relevance >= 0.5 or topics: "cooperation")': {"a", "c"},
+    'event_types: "agreement" or topics: "agreement"': {"a", "d"},
+    'regions.name: "遵义" and regions.name: ("成都" or "重庆")': {"a", "d"},
+    '"遵义" and "合作协议"': {"a", "d"},
+}
+
+
+def test_every_article_query_has_an_expected_answer():
+    for object_id, query in saved_queries().items():
+        if query and view_of(BY_ID[(OBJECTS_TYPE[object_id], object_id)])["attributes"]["title"] == mapping.ARTICLES:
+            assert query in EXPECTED, object_id
+    for example in help_examples():
+        assert example in EXPECTED, example
+
+
+OBJECTS_TYPE = {o["id"]: o["type"] for o in OBJECTS}
+
+
+def test_saved_queries_and_help_examples_on_a_real_node(node_url: str):
+    import datetime
+
+    name = f"cyz-kibanatest-{secrets.token_hex(4)}-articles"
+    template = copy.deepcopy(mapping.article_template())
+    template["index_patterns"] = [f"{name}-v*"]
+    template["priority"] = 200
+    index = f"{name}-v{mapping.MAPPING_VERSION}"
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        _http("PUT", f"{node_url}/_index_template/{name}", template)
+        _http("PUT", f"{node_url}/{index}", {})
+        for doc_id, fixture in ARTICLE_FIXTURES.items():
+            doc = {k: v for k, v in fixture.items() if k != "days"}
+            doc["published_at"] = (now - datetime.timedelta(days=fixture["days"])).isoformat()
+            _http("PUT", f"{node_url}/{index}/_doc/{doc_id}?refresh=true", doc)
+        got = {}
+        for query in EXPECTED:
+            body = {"query": kql_to_dsl(query), "size": 20, "_source": False}
+            hits = _http("POST", f"{node_url}/{index}/_search", body)["hits"]["hits"]
+            got[query] = {hit["_id"] for hit in hits}
+    finally:
+        for path in (index, f"_index_template/{name}"):
+            try:
+                _http("DELETE", f"{node_url}/{path}")
+            except OSError:
+                pass
+    wrong = {q: (got[q], want) for q, want in EXPECTED.items() if got[q] != want}
+    assert not wrong, "\n".join(f"{q}: got {g}, want {w}" for q, (g, w) in wrong.items())
+
+
 # --- import client against a loopback Kibana -------------------------------------
 
 
@@ -302,6 +565,7 @@ class FakeKibana:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.status = 200
+        self.statuses: dict[str, int] = {}  # per path (without the query string)
         self.reply: dict | str = {"success": True, "successCount": 10, "errors": []}
         fake = self
 
@@ -314,7 +578,7 @@ class FakeKibana:
                 })
                 reply = fake.reply if isinstance(fake.reply, str) else json.dumps(fake.reply)
                 payload = reply.encode()
-                self.send_response(fake.status)
+                self.send_response(fake.statuses.get(self.path.split("?")[0], fake.status))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -383,8 +647,9 @@ def test_import_posts_each_file_as_multipart_with_api_key(kibana: FakeKibana):
     summary = import_saved_objects(kibana.url, files, api_key="a2V5OnNlY3JldA==")
     assert summary["success"] is True
     assert summary["successCount"] == 10 * len(files)
-    assert len(kibana.requests) == len(files)
-    for request, path in zip(kibana.requests, files, strict=True):
+    assert summary["settings"] == {"dateFormat:tz": "Asia/Shanghai"}
+    assert len(kibana.requests) == len(files) + 1
+    for request, path in zip(kibana.requests[:-1], files, strict=True):
         assert request["method"] == "POST"
         assert request["path"] == "/api/saved_objects/_import?overwrite=true"
         assert request["headers"]["kbn-xsrf"] == "true"
@@ -399,10 +664,37 @@ def test_import_into_a_space_with_basic_auth(kibana: FakeKibana, tmp_path: Path)
     ndjson = tmp_path / "extra.ndjson"
     ndjson.write_bytes('{"type":"index-pattern","id":"x","attributes":{"title":"遵义"}}\n'.encode())
     import_saved_objects(kibana.url + "/", [ndjson], username="staff", password="pä:ss", space="research")
-    (request,) = kibana.requests
+    request, settings = kibana.requests
     assert request["path"] == "/s/research/api/saved_objects/_import?overwrite=true"
     assert request["headers"]["Authorization"] == "Basic " + base64.b64encode("staff:pä:ss".encode()).decode()
     assert file_part(request).get_payload(decode=True) == ndjson.read_bytes()
+    # Advanced settings are per space: the time zone goes to the same one.
+    assert settings["path"] == "/s/research/api/kibana/settings"
+    assert settings["headers"]["Authorization"] == request["headers"]["Authorization"]
+
+
+def test_import_sets_dates_to_beijing_time(kibana: FakeKibana):
+    assert UI_SETTINGS == {"dateFormat:tz": "Asia/Shanghai"}
+    import_saved_objects(kibana.url, default_files(), api_key="k")
+    settings = kibana.requests[-1]
+    assert [r["path"] for r in kibana.requests].count("/api/kibana/settings") == 1
+    assert settings["method"] == "POST" and settings["path"] == "/api/kibana/settings"
+    assert settings["headers"]["kbn-xsrf"] == "true"
+    assert settings["headers"]["Content-Type"] == "application/json"
+    assert settings["headers"]["Authorization"] == "ApiKey k"
+    assert json.loads(settings["body"]) == {"changes": {"dateFormat:tz": "Asia/Shanghai"}}
+
+
+def test_import_without_settings_and_a_refused_setting(kibana: FakeKibana):
+    import_saved_objects(kibana.url, default_files(), ui_settings={})
+    assert all(r["path"].startswith("/api/saved_objects/_import") for r in kibana.requests)
+    kibana.statuses["/api/kibana/settings"] = 400
+    # One reply for every path: an import success, and the settings API's error message.
+    kibana.reply = {"success": True, "successCount": 10, "errors": [],
+                    "error": "Bad Request", "message": "[validation [dateFormat:tz]]"}
+    with pytest.raises(KibanaError) as caught:
+        import_saved_objects(kibana.url, default_files())
+    assert "/api/kibana/settings" in str(caught.value) and "validation" in str(caught.value)
 
 
 def test_no_credentials_sends_no_authorization(kibana: FakeKibana):
@@ -457,11 +749,12 @@ def test_https_trusts_only_the_given_ca(tmp_path: Path):
     finally:
         fake.server.shutdown()
         fake.server.server_close()
-    assert len(fake.requests) == 2 * len(default_files())
+    assert len(fake.requests) == 2 * (len(default_files()) + 1)
 
 
 def test_import_url_and_env(monkeypatch: pytest.MonkeyPatch):
     assert import_url("https://k:5601", "default") == "https://k:5601/api/saved_objects/_import?overwrite=true"
+    assert settings_url("https://k:5601/", "a b") == "https://k:5601/s/a%20b/api/kibana/settings"
     for name in ("CYZ_KIBANA_URL", "CYZ_KIBANA_API_KEY", "CYZ_KIBANA_USER", "CYZ_KIBANA_PASSWORD",
                  "CYZ_KIBANA_CA_CERTS", "CYZ_KIBANA_VERIFY"):
         monkeypatch.delenv(name, raising=False)

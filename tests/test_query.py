@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from cyz.index.cjk import index_terms, query_terms
-from cyz.index.query import Term, parse
-from cyz.index.sqlite import fts_expression
+from cyz.index.query import MAX_QUERY_CHARS, QueryError, Term, parse
+from cyz.index.sqlite import exclusion_expression, fts_expression
 
 
 def test_words_are_anded():
@@ -27,15 +27,81 @@ def test_or_joins_neighbours():
     assert q.clauses == [[Term("遵义")], [Term("签约"), Term("协议"), Term("备忘录")]]
 
 
+@pytest.mark.parametrize("word", ["or", "Or", "oR", "OR"])
+def test_or_in_any_case(word):
+    assert parse(f"赤水 {word} 仁怀").clauses == [[Term("赤水"), Term("仁怀")]]
+    assert parse(f'"{word}"').clauses == [[Term(word, phrase=True)]]  # quoted: a word
+
+
 def test_leading_or_and_stray_quote():
     q = parse('OR 遵义 "成渝')
     assert q.clauses == [[Term("遵义")], [Term("成渝", phrase=True)]]
 
 
-def test_empty_query():
-    assert parse("").is_empty
-    assert parse('  ""  ').is_empty
-    assert parse("OR").is_empty
+@pytest.mark.parametrize(("text", "excluded"), [
+    ("遵义 -重庆", [Term("重庆")]),
+    ("遵义 NOT 重庆", [Term("重庆")]),
+    ("遵义 not 重庆", [Term("重庆")]),
+    ('遵义 -"成渝 地区"', [Term("成渝 地区", phrase=True)]),
+    ('遵义 NOT "成渝地区" -招聘 -招聘', [Term("成渝地区", phrase=True), Term("招聘")]),
+])
+def test_exclusions(text, excluded):
+    q = parse(text)
+    assert q.clauses == [[Term("遵义")]] and q.exclude == excluded
+    assert q.terms() == [Term("遵义")]  # snippets never mark an excluded word
+
+
+def test_only_exclusions_mean_everything_without_them():
+    q = parse("-重庆 NOT 成都")
+    assert q.clauses == [] and q.exclude == [Term("重庆"), Term("成都")]
+    assert not q.is_empty and not q.has_words
+
+
+def test_dashes_inside_a_word_and_lone_dashes_are_not_exclusions():
+    assert parse("Chengdu-Chongqing").clauses == [[Term("Chengdu-Chongqing")]]
+    q = parse("遵义 - 合作")
+    assert q.clauses == [[Term("遵义")], [Term("合作")]] and q.exclude == []
+
+
+def test_terms_without_searchable_characters_are_dropped():
+    assert parse("遵义 * :").clauses == [[Term("遵义")]]
+    assert parse("遵义 OR *").clauses == [[Term("遵义")]]
+    assert parse("遵义 -*").exclude == []
+
+
+def test_empty_query_is_browse():
+    for text in ("", "   ", "\u3000", None):
+        q = parse(text)
+        assert q.is_empty and q.clauses == [] and q.exclude == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('"', "empty phrase"),
+    ('  ""  ', "empty phrase"),
+    ('遵义 ""', "empty phrase"),
+    ("OR", "nothing to search for"),
+    ("or OR", "nothing to search for"),
+    ("NOT", "NOT must be followed"),
+    ("遵义 NOT", "NOT must be followed"),
+    ("NOT OR 遵义", "NOT must be followed"),
+    ("*", "nothing to search for"),
+    ("- :", "nothing to search for"),
+    ("遵义 OR -重庆", "cannot be an alternative"),
+    ("-重庆 OR 遵义", "cannot be an alternative"),
+    ("遵义 OR NOT 重庆", "cannot be an alternative"),
+])
+def test_queries_that_mean_nothing_are_errors(text, message):
+    with pytest.raises(QueryError, match=message) as raised:
+        parse(text)
+    assert isinstance(raised.value, ValueError) and "\n" not in str(raised.value)
+
+
+def test_long_queries_are_errors():
+    parse("遵" * MAX_QUERY_CHARS)
+    with pytest.raises(QueryError, match=f"at most {MAX_QUERY_CHARS}"):
+        parse("遵" * (MAX_QUERY_CHARS + 1))
+    with pytest.raises(QueryError):
+        parse("遵义 " * 3000)  # a 10 KB query is refused at once
 
 
 def test_cjk_index_terms_are_bigrams_with_trailing_char():
@@ -66,40 +132,38 @@ def test_query_tokens_occur_contiguously_in_index_tokens():
 @pytest.mark.parametrize(
     "text",
     [
-        '"',
-        '""',
-        "*",
         "AND",
         "NEAR(",
         "NEAR(a b)",
-        "-",
-        ":",
         "a:b",
         "遵义 -重庆",
+        "-重庆",
         "^x",
-        "(",
-        ")",
         "title:遵义",
-        "OR",
         "NOT 遵义",
         "遵义*",
-        '"遵义" OR "',
-        "{}",
-        "'",
-        "\\",
+        '"遵义" OR "x',
+        '-"遵义" AND',
+        "{a}",
+        "'a",
+        "\\a",
         "a + b",
     ],
 )
-def test_fts_expression_is_always_valid_fts5(text):
+def test_fts_expressions_are_always_valid_fts5(text):
     db = sqlite3.connect(":memory:")
     db.execute("CREATE VIRTUAL TABLE t USING fts5(title, text, tokenize='ascii')")
     db.execute("INSERT INTO t VALUES (?, ?)", ("遵义", index_terms("遵义 and near title a b x")))
-    expression = fts_expression(parse(text))
-    if expression is not None:
-        db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+    query = parse(text)
+    for expression in (fts_expression(query), exclusion_expression(query)):
+        if expression is not None:
+            db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
 
 
 def test_fts_expression_shape():
     assert fts_expression(parse("遵义 签约 OR 协议")) == '("遵义") AND ("签约" OR "协议")'
     assert fts_expression(parse("渝")) == '("渝" *)'
-    assert fts_expression(parse("* -")) is None
+    assert fts_expression(parse('遵义 -重庆 NOT "成渝 地区"')) == (
+        '(("遵义")) NOT ("重庆" OR "成渝 渝 地区")')
+    only = parse("-重庆")
+    assert fts_expression(only) is None and exclusion_expression(only) == '("重庆")'
