@@ -991,6 +991,7 @@ def export(since, until, regions, sources, fmt, output, events_only) -> None:
     """
     import errno
     import os
+    from functools import partial
 
     from cyz.exit_codes import ExitCode
     from cyz.export import write_csv, write_file, write_jsonl
@@ -1000,11 +1001,10 @@ def export(since, until, regions, sources, fmt, output, events_only) -> None:
     if events_only and sources:
         raise click.BadParameter("--source applies to articles; events are exported by "
                                  "--since/--until/--region")
+    labels = {t.id: t.name for t in _config().topic.topics}
     engine = open_engine()
     engine.init()
     if events_only:
-        from functools import partial
-
         from cyz.timeline import EXPORT_COLUMNS, export_rows
 
         filters = _event_filters(since, until, (), regions)
@@ -1016,7 +1016,8 @@ def export(since, until, regions, sources, fmt, output, events_only) -> None:
         records = sorted(engine.iter_records(Filters(regions=list(regions), sources=list(sources),
                                                      since=since, until=until)),
                          key=lambda r: r.get("published_at") or "", reverse=True)
-        csv_writer = write_csv
+        # The spreadsheet shows topics as the office names them; JSON lines keep the ids.
+        csv_writer = partial(write_csv, topic_labels=labels)
     engine.close()
     writer = csv_writer if fmt == "csv" else write_jsonl
     try:

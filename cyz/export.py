@@ -46,8 +46,10 @@ def write_jsonl(records: Iterable[dict], out: TextIO) -> int:
     return n
 
 
-def write_csv(records: Iterable[dict], out: TextIO, columns: list[str] = CSV_COLUMNS) -> int:
-    """CSV that Excel opens correctly: UTF-8 with BOM, lists joined with ';'."""
+def write_csv(records: Iterable[dict], out: TextIO, columns: list[str] = CSV_COLUMNS,
+              topic_labels: dict[str, str] | None = None) -> int:
+    """CSV that Excel opens correctly: UTF-8 with BOM, lists joined with ';'; topics by
+    their Chinese labels (`topic_labels`: id → name) when given."""
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(columns)
@@ -57,6 +59,8 @@ def write_csv(records: Iterable[dict], out: TextIO, columns: list[str] = CSV_COL
         row = []
         for column in columns:
             value = record.get(column)
+            if column == "topics" and topic_labels and isinstance(value, list):
+                value = [topic_labels.get(t, t) for t in value]
             if column == "regions" and value and isinstance(value[0], dict):
                 value = ";".join(f"{r['name']}:{r['count']}" for r in value or [])
             elif isinstance(value, list):

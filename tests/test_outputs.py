@@ -99,6 +99,17 @@ def test_events_csv_export_neutralises_formula_cells(tmp_path):
     assert row["title"] == "'@SUM(1+1)遵义签约"
 
 
+def test_csv_export_shows_topics_by_their_chinese_labels(tmp_path):
+    store(tmp_path, record("t", "遵义与重庆签约", topics=["chengyu-circle", "agreement"]))
+    out = tmp_path / "export.csv"
+    assert cyz("export", "--format", "csv", "-o", str(out), data_dir=tmp_path).returncode == 0
+    (row,) = csv_rows(out)
+    assert row["topics"] == "成渝地区双城经济圈;签约协议"
+    # JSON lines are for programs: the ids stay
+    (line,) = cyz("export", data_dir=tmp_path).stdout.splitlines()
+    assert json.loads(line)["topics"] == ["chengyu-circle", "agreement"]
+
+
 def test_csv_cells_stop_at_excel_cell_limit(tmp_path):
     long_text = ARTICLE * 1000  # 58,000 characters: Excel would spill it over the next rows
     store(tmp_path, record("long", "长文", text=long_text), record("short", "短文"))
