@@ -126,11 +126,18 @@ class Outbox:
 
     def known(self, rule_id: str, article_ids: list[str]) -> set[str]:
         """Those of `article_ids` the rule has matched before (in any state)."""
+        return self._among(rule_id, "article_id", article_ids)
+
+    def _among(self, rule_id: str, column: str, values: list[str], state: str | None = None
+               ) -> set[str]:
+        """Those of `values` found in the rule's hits' `column` (in `state`, if given),
+        asked 500 at a time (SQLite's limit on bound parameters)."""
+        where = "" if state is None else f" AND state = '{state}'"
         found: set[str] = set()
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start:start + 500]
+        for start in range(0, len(values), 500):
+            chunk = values[start:start + 500]
             rows = self._db.execute(
-                f"SELECT article_id FROM hits WHERE rule_id = ? AND article_id IN "
+                f"SELECT DISTINCT {column} FROM hits WHERE rule_id = ?{where} AND {column} IN "
                 f"({', '.join('?' * len(chunk))})", [rule_id, *chunk])
             found.update(r[0] for r in rows)
         return found
@@ -143,14 +150,7 @@ class Outbox:
 
     def mailed_stories(self, rule_id: str, stories: list[str]) -> set[str]:
         """Those of `stories` a mail of this rule has already told."""
-        found: set[str] = set()
-        for start in range(0, len(stories), 500):
-            chunk = stories[start:start + 500]
-            rows = self._db.execute(
-                f"SELECT DISTINCT story FROM hits WHERE rule_id = ? AND state = 'mailed' AND story IN "
-                f"({', '.join('?' * len(chunk))})", [rule_id, *chunk])
-            found.update(r[0] for r in rows)
-        return found
+        return self._among(rule_id, "story", stories, "mailed")
 
     def settle(self, rule_id: str, *, found_at: str, new_hits: list[dict] = (),
                mailed: list[str] = (), folded: list[str] = (), mail: dict | None = None,
