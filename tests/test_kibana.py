@@ -798,6 +798,26 @@ def test_compose_file_is_consistent():
     assert 'CMD ["cyz", "schedule"]' in dockerfile
 
 
+def test_compose_runs_cyz_as_the_operator_expects():
+    """Every cyz setting reaches the container (an unset one arrives empty, which cyz
+    reads as unset), a real init forwards SIGTERM, `cyz health` is the healthcheck, and
+    every service's log rotates."""
+    from cyz.settings import NAMES
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    cyz = services["cyz"]
+    passed = {item.split("=", 1)[0] for item in cyz["environment"]}
+    # The compose stack runs Elasticsearch; the OpenSearch settings have no use there.
+    expected = {n for n in NAMES if not n.startswith("CYZ_OPENSEARCH_")}
+    assert expected - passed == set()
+    assert cyz["init"] is True and cyz["stop_grace_period"] == "2m"
+    assert cyz["healthcheck"]["test"] == ["CMD", "cyz", "health"]
+    for name, service in services.items():
+        options = service.get("logging", {}).get("options", {})
+        assert options.get("max-size") and options.get("max-file"), f"{name} logs never rotate"
+
+
 def test_docker_build_context_keeps_the_package():
     import tomllib
 
