@@ -134,19 +134,25 @@ def subject(rule: AlertRule, count: int, digest: bool) -> str:
     return f"[cyz] {name}{kind} · {count} 篇新文章"
 
 
+def _message(subject_line: str, rule_id: str, recipients: list[str], sender: str,
+             now: datetime) -> EmailMessage:
+    """A mail's headers; the rule id names it for filters (`X-Cyz-Rule`) and in its
+    Message-ID."""
+    msg = EmailMessage()
+    msg["Subject"] = subject_line
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    msg["Message-ID"] = make_msgid(idstring=f"cyz.{rule_id.lstrip('_')}", domain=domain)
+    msg["X-Cyz-Rule"] = rule_id
+    return msg
+
+
 def compose(rule: AlertRule, told: list[list[dict]], *, sender: str, now: datetime,
             digest: bool = False) -> EmailMessage:
     """The mail of `rule` telling `told` (stories, each a list of copies, lead first)."""
-    msg = EmailMessage()
-    msg["Subject"] = subject(rule, len(told), digest)
-    msg["From"] = sender
-    msg["To"] = ", ".join(rule.recipients)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = make_msgid(idstring=f"cyz.{rule.id}",
-                                   domain=sender.rsplit("@", 1)[-1].strip(" >") or "localhost")
-    msg["X-Cyz-Rule"] = rule.id
-    # base64 straight away: the content manager would otherwise try both encodings of
-    # a long body to pick the shorter.
+    msg = _message(subject(rule, len(told), digest), rule.id, rule.recipients, sender, now)
     # base64 outright: the content manager would otherwise encode a long body both
     # ways to pick the shorter.
     msg.set_content(_plain(rule, told, digest), cte="base64")
@@ -254,15 +260,8 @@ def compose_health(problems: list, *, recipients: list[str], sender: str, now: d
                    data_dir: str) -> EmailMessage:
     """The operator's mail of crawl-health problems (`cyz.health.Problem`s)."""
     errors = sum(p.severity == "error" for p in problems)
-    msg = EmailMessage()
-    msg["Subject"] = (f"[cyz] crawl health: {len(problems)} problem(s)"
-                      + (f", {errors} error(s)" if errors else ""))
-    msg["From"] = sender
-    msg["To"] = ", ".join(recipients)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = make_msgid(idstring="cyz.health",
-                                   domain=sender.rsplit("@", 1)[-1].strip(" >") or "localhost")
-    msg["X-Cyz-Rule"] = "_health"
+    msg = _message(f"[cyz] crawl health: {len(problems)} problem(s)"
+                   + (f", {errors} error(s)" if errors else ""), "_health", recipients, sender, now)
     footer = (f"Data dir {data_dir}. `cyz health` shows the state now, `cyz runs` the runs; "
               "each problem is mailed once a day while it lasts (CYZ_OPERATOR_EMAIL).")
     plain = [f"{p.severity.upper()}: {' '.join(p.message.split())}" for p in problems]

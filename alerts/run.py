@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email import policy
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from cyz.alerts.mail import MaildirTransport, MailError, ServerDown, SmtpTransport
 from cyz.alerts.match import Matcher
-from cyz.alerts.outbox import HEALTH_RULE, Outbox
+from cyz.alerts.outbox import HEALTH_RULE, Outbox, RuleState
 from cyz.alerts.render import (
     FULL_STORIES,
     add_details,
@@ -27,9 +26,9 @@ from cyz.alerts.render import (
     stories,
 )
 from cyz.config import AlertRule, Config
+from cyz.record import SHANGHAI
 from cyz.settings import Settings, SettingsError
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A rule looks this far behind its last run: a record stamped just before the run but
 # made searchable just after (an engine's refresh) is still seen; the outbox drops the
 # ones seen already.
@@ -63,9 +62,7 @@ class AlertsRun:
 
 def digest_times(config: Config) -> list[time]:
     """The distinct `digest_at` times (Asia/Shanghai) of the enabled digest rules."""
-    found = {tuple(map(int, r.digest_at.split(":"))) for r in config.alerts
-             if r.enabled and r.mode == "digest"}
-    return [time(h, m) for h, m in sorted(found)]
+    return sorted({r.digest_time for r in config.alerts if r.enabled and r.mode == "digest"})
 
 
 def check_ready(config: Config, settings: Settings) -> None:
@@ -95,7 +92,7 @@ def run_alerts(config: Config, data_dir: Path, *, engine: str | None = None,
     `status` and `errors` say what happened, and it is recorded in the run history
     (kind "alerts") unless `dry_run`, which writes and sends nothing."""
     from cyz.runs import now as stamp
-    from cyz.runs import record_run
+    from cyz.runs import record_quietly
     from cyz.settings import load_settings
 
     started = stamp()
@@ -123,8 +120,8 @@ def run_alerts(config: Config, data_dir: Path, *, engine: str | None = None,
         if result.errors and result.status == "ok":
             result.status = "partial" if result.sent or not result.queued else "failed"
     if not dry_run:
-        record_run(data_dir, "alerts", started, stamp(), result.status, {},
-                   alerts_sent=result.sent, errors=result.errors)
+        record_quietly(data_dir, "alerts", started, result.status, alerts_sent=result.sent,
+                       errors=result.errors)
     return result
 
 
@@ -138,11 +135,8 @@ def _match(rules: list[AlertRule], outbox: Outbox, data_dir: Path, engine_name: 
 
     # Stamped before reading: anything indexed from here on is the next run's.
     seen_until = indexed_now()
-    start = datetime.fromisoformat(seen_until)
     states = {r.id: outbox.rule_state(r.id) for r in rules}
-    since = {rule_id: (datetime.fromisoformat(s.seen_until) - OVERLAP if s.seen_until
-                       else start - FIRST_LOOKBACK).isoformat(timespec="microseconds")
-             for rule_id, s in states.items()}
+    since = {rule_id: _reads_from(s, seen_until) for rule_id, s in states.items()}
     engine = open_engine(engine_name, data_dir)
     try:
         # Replays the spool first (search engines), so records of an outage alert now.
@@ -187,6 +181,14 @@ def _match(rules: list[AlertRule], outbox: Outbox, data_dir: Path, engine_name: 
             result.hits += outbox.settle(rule.id, found_at=found_at, new_hits=hits,
                                          seen_until=seen_until,
                                          digest_at=now.isoformat(timespec="seconds") if first else None)
+
+
+def _reads_from(state: RuleState, now_stamp: str) -> str:
+    """The `indexed_at` a rule's run reads from: OVERLAP before where its last run
+    stopped, or FIRST_LOOKBACK before now for a rule that never ran."""
+    start = (datetime.fromisoformat(state.seen_until) - OVERLAP if state.seen_until
+             else datetime.fromisoformat(now_stamp) - FIRST_LOOKBACK)
+    return start.isoformat(timespec="microseconds")
 
 
 def _digest_due(rule: AlertRule, last_digest_at: str | None, now: datetime) -> bool:
@@ -254,9 +256,8 @@ def _health_mail(config: Config, data_dir: Path, engine: str | None, settings: S
 
 def last_digest_slot(rule: AlertRule, now: datetime) -> datetime:
     """The latest `digest_at` (Asia/Shanghai) at or before `now`."""
-    hour, minute = map(int, rule.digest_at.split(":"))
     local = now.astimezone(SHANGHAI)
-    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    slot = datetime.combine(local.date(), rule.digest_time, tzinfo=SHANGHAI)
     return slot if slot <= local else slot - timedelta(days=1)
 
 
@@ -296,9 +297,7 @@ def preview_rule(config: Config, data_dir: Path, rule: AlertRule, *, since=None,
     with Outbox(data_dir) as outbox:
         state = outbox.rule_state(rule.id)
         if since is None:
-            start = (datetime.fromisoformat(state.seen_until) - OVERLAP if state.seen_until
-                     else datetime.fromisoformat(indexed_now()) - FIRST_LOOKBACK)
-            filters = Filters(indexed_since=start.isoformat(timespec="microseconds"))
+            filters = Filters(indexed_since=_reads_from(state, indexed_now()))
         else:
             filters = Filters(since=since)
         engine_ = open_engine(engine, data_dir)

@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -407,11 +408,20 @@ def _explain_rule(path: Path, data: dict, err: dict) -> str:
     return f"{path}: {label}, field {field!r}: {msg}"
 
 
+def parse_clock(text: str, example: str = "08:00") -> time:
+    """A 24-hour `HH:MM` (CYZ_CRAWL_AT, an alert rule's digest_at); ValueError otherwise."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"expected a 24-hour time HH:MM, e.g. {example}")
+    return time(int(match[1]), int(match[2]))
+
+
 def _clock(value: object) -> object:
     if isinstance(value, str):
-        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
-        if not match or int(match[1]) > 23 or int(match[2]) > 59:
-            raise ValueError(f"expected a 24-hour time HH:MM, e.g. 08:00 (got {value!r})")
+        try:
+            parse_clock(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (got {value!r})") from None
     return value
 
 
@@ -452,6 +462,11 @@ class AlertRule(_Strict):
         if self.mode != "digest" and "digest_at" in self.model_fields_set:
             raise ValueError("digest_at: only a digest rule has one (mode: digest)")
         return self
+
+    @property
+    def digest_time(self) -> time:
+        """`digest_at` as a time of day (Asia/Shanghai)."""
+        return parse_clock(self.digest_at)
 
 
 class AlertsFile(_Strict):

@@ -236,20 +236,11 @@ def crawl(
 
 def _record(data_dir: Path, started_at: str, status: str, sources: RunSummary | list[str],
             errors: list[str]) -> None:
-    """Write the run to the history; a failure to do so is a warning, never the run's."""
-    import logging
+    from cyz.runs import record_quietly
 
-    from cyz.runs import now, record_run
-
-    if isinstance(sources, RunSummary):
-        counts = sources.sources
-    else:
-        counts = RunSummary.from_stats({}, sources).sources
-    try:
-        record_run(data_dir, "crawl", started_at, now(), status, counts, errors=errors)
-    except Exception as exc:  # noqa: BLE001 - the history must never fail the crawl
-        logging.getLogger(__name__).warning("cannot record the run in the run history of "
-                                            "%s: %s: %s", data_dir, type(exc).__name__, exc)
+    counts = (sources if isinstance(sources, RunSummary)
+              else RunSummary.from_stats({}, sources)).sources
+    record_quietly(data_dir, "crawl", started_at, status, counts, errors=errors)
 
 
 def _crawl(

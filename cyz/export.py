@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+
+from cyz.record import SHANGHAI
 
 CSV_COLUMNS = ["id", "published_at", "title", "source_id", "source_name", "origin", "url",
                "regions", "topics", "relevance", "language", "script", "cluster_id",
@@ -89,7 +91,6 @@ def write_file(path: Path, writer: Writer, records: Iterable[dict]) -> int:
 SEARCH_CSV_COLUMNS = ["日期", "发布时间", "标题", "网站", "来源", "作者", "地区", "主题",
                       "转载数", "摘要", "链接"]
 
-_BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 def beijing_minute(published: str | None) -> str:
@@ -104,7 +105,7 @@ def beijing_minute(published: str | None) -> str:
     except ValueError:
         return published
     if moment.tzinfo is not None:  # naive means Beijing time already (record contract)
-        moment = moment.astimezone(_BEIJING)
+        moment = moment.astimezone(SHANGHAI)
     return moment.strftime("%Y-%m-%d %H:%M")
 
 

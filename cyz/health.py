@@ -21,10 +21,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
+from cyz.record import SHANGHAI
 from cyz.settings import Settings
 
 TIMEZONE = "Asia/Shanghai"
@@ -144,7 +145,7 @@ def crawl_problems(runs: list[dict], now: datetime, crawl_at: time,
                                 f" failed: {why}"))
     started = _parse(last["started_at"])
     if started is None or started < expected:
-        local = expected.astimezone(_zone())
+        local = expected.astimezone(SHANGHAI)
         message = (f"no crawl since the one due at {local:%Y-%m-%d %H:%M} {TIMEZONE} (the last "
                    f"started {last['started_at']}): is `cyz schedule` running?")
         skipped = [r for r in runs if r["status"] == "skipped"
@@ -159,20 +160,11 @@ def last_due(now: datetime, crawl_at: time, grace: timedelta = timedelta(0)) -> 
     """The newest scheduled crawl time (`crawl_at`, Asia/Shanghai, returned in UTC) whose
     grace has passed by `now`: a crawl must have started since then. With no grace, the
     latest due time at or before `now` (what the scheduler catches up)."""
-    local = _aware(now).astimezone(_zone())
+    local = _aware(now).astimezone(SHANGHAI)
     due = datetime.combine(local.date(), crawl_at, tzinfo=local.tzinfo)
     while due + grace > local:
         due -= timedelta(days=1)
     return due.astimezone(UTC)
-
-
-def _zone():
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(TIMEZONE)
-    except ZoneInfoNotFoundError:  # no tz database on the host: China has kept +08:00 since 1991
-        return timezone(timedelta(hours=8), TIMEZONE)
 
 
 def _brief(run: dict | None) -> dict | None:

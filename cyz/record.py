@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
+
+# The office's time: Asia/Shanghai, a fixed +08:00 since 1991 (no tz database needed).
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 # Bump when the per-page pipeline changes what it produces; `cyz reextract` and the
 # incremental crawl use it to decide which stored records are stale.

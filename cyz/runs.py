@@ -9,6 +9,7 @@ unchanged, failed: {reason: n}}}`, the alerts it sent and its errors (one line e
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -63,6 +64,19 @@ def record_run(data_dir: Path, kind: str, started_at: str, ended_at: str, status
             (kind, started_at, ended_at, status,
              json.dumps(sources or {}, ensure_ascii=False), int(alerts_sent),
              json.dumps(list(errors), ensure_ascii=False)))
+
+
+def record_quietly(data_dir: Path, kind: str, started_at: str, status: str,
+                   sources: dict[str, dict] | None = None, alerts_sent: int = 0,
+                   errors: list[str] | tuple[str, ...] = ()) -> None:
+    """`record_run` of a run ending now, for the jobs themselves: a history that cannot
+    be written is a warning in the log, never the job's failure."""
+    try:
+        record_run(data_dir, kind, started_at, now(), status, sources, alerts_sent, errors)
+    except Exception as exc:  # noqa: BLE001 - the history must never fail a job
+        logging.getLogger(__name__).warning("cannot record the run in the run history of %s "
+                                            "(a %s run): %s: %s", data_dir, kind,
+                                            type(exc).__name__, exc)
 
 
 def _row(row: tuple) -> dict:

@@ -34,19 +34,19 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from cyz import paths
 from cyz.config import Config, ConfigError, load_config
+from cyz.record import SHANGHAI
 from cyz.settings import Settings, load_settings
 
 log = logging.getLogger("cyz.scheduler")
 
 TIMEZONE = "Asia/Shanghai"
-TZ = ZoneInfo(TIMEZONE)
+TZ = SHANGHAI
 CATCH_UP_GRACE = timedelta(hours=12)  # a missed nightly crawl later than this waits for tonight
 MAINTENANCE_EVERY = timedelta(hours=6)
 KEEP_RUNS_DAYS = 366  # run records kept: a year of nights, for `cyz runs` and health trends
@@ -269,13 +269,10 @@ class NightlyScheduler:
 
 def _record(data_dir: Path, kind: str, status: str, errors: list[str],
             started_at: str | None = None) -> None:
-    """A job's run in the history; failing to write it is a warning, never the job's."""
-    from cyz.runs import now, record_run
+    """A job's run in the history (a failure to write it is only logged)."""
+    from cyz.runs import now, record_quietly
 
-    try:
-        record_run(data_dir, kind, started_at or now(), now(), status, {}, errors=errors)
-    except Exception as exc:  # noqa: BLE001 - the history must never fail a job
-        log.warning("cannot record the %s run in the run history of %s: %s", kind, data_dir, exc)
+    record_quietly(data_dir, kind, started_at or now(), status, errors=errors)
 
 
 def nightly_crawl() -> None:

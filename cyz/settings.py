@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
-from cyz.config import ConfigError
+from cyz.config import ConfigError, parse_clock
 from cyz.index import ENGINES
 
 
@@ -37,10 +37,7 @@ def _engine(value: str) -> str:
 
 
 def _clock(value: str) -> time:
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValueError("expected a 24-hour time HH:MM, e.g. 02:00")
-    return time(int(match[1]), int(match[2]))
+    return parse_clock(value, "02:00")
 
 
 def _whole_number(zero_means: str) -> Callable[[str], int]:

@@ -33,11 +33,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 
 from cyz.index.cjk import to_simplified
-from cyz.record import EVENT_TYPES, Happening, date_range
+from cyz.record import EVENT_TYPES, SHANGHAI, Happening, date_range
 
 # What a plan reads of an article record (engines fetch no more than this).
 ARTICLE_FIELDS = ("id", "url", "source_id", "source_name", "origin", "title", "published_at",
@@ -56,7 +56,6 @@ PRECISE_DAYS = 7
 # Bounded so that a search engine's query stays well under its 1024-clause limit.
 MAX_WINDOWS_PER_TYPE = 16
 
-SHANGHAI = timezone(timedelta(hours=8))
 
 # Words every report of every event of a kind uses: they say nothing about *which*
 # agreement or visit it is, so similarity ignores them.
