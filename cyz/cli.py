@@ -876,6 +876,8 @@ def alerts_run(dry_run, as_json) -> None:
     if as_json:
         _print_json(result.as_dict())
     else:
+        if not any(r.enabled for r in config.alerts):
+            out.print(f"no enabled alert rules in {config.alerts_file}")
         for rule_id, hits in result.matches.items():
             out.print(f"[bold]{escape(rule_id)}[/bold]: {len(hits)} new article(s)")
             for hit in hits[:20]:
@@ -929,7 +931,7 @@ def alerts_test(rule_id, since, output) -> None:
         try:
             output.write_bytes(mail.as_bytes(policy=policy.SMTP))
         except OSError as exc:
-            _fail(f"cannot write {output}: {_os_error(exc)}")
+            _fail(f"{output}: cannot write the mail: {exc.strerror or exc}", 1)
         out.print(f"wrote {output}")
 
 

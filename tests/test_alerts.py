@@ -430,3 +430,17 @@ def test_a_second_alerts_run_waits_for_the_first(office):
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out, err)
         assert len(smtp.inbox) == 1
+
+
+def test_no_enabled_rule_and_an_unwritable_eml_each_say_so_in_one_line(office, tmp_path):
+    proc = cyz("alerts", "test", "jiangbei", "-o", str(tmp_path / "missing" / "x.eml"),
+               env=office, code=1)
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing' / 'x.eml'}: cannot write the mail: No such file or directory"]
+    config = Path(office["CYZ_CONFIG_DIR"]) / "alerts.yaml"
+    config.write_text(RULES.replace("recipients: [office@cyz.test]",
+                                    "recipients: [office@cyz.test]\n    enabled: false")
+                      .replace("recipients: [office@cyz.test, analyst@cyz.test]",
+                               "recipients: [office@cyz.test, analyst@cyz.test]\n    enabled: false"),
+                      encoding="utf-8")
+    assert f"no enabled alert rules in {config}" in cyz("alerts", "run", "--dry-run", env=office).stdout
