@@ -16,11 +16,11 @@ from cyz.exit_codes import ExitCode
 from cyz.lock import DataDirLocked, data_dir_lock
 from cyz.storage import StorageError
 
-# The per-run path of every article page, in order (see pipelines/process.py and store.py).
+# The per-run path of every article page, in order (see crawler/process.py and crawler/store.py).
 ITEM_PIPELINES = {
-    "cyz.pipelines.process.ProcessPipeline": 300,
-    "cyz.pipelines.store.DedupePipeline": 500,
-    "cyz.pipelines.store.StorePipeline": 800,
+    "cyz.crawler.process.ProcessPipeline": 300,
+    "cyz.crawler.store.DedupePipeline": 500,
+    "cyz.crawler.store.StorePipeline": 800,
 }
 
 

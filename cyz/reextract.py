@@ -22,14 +22,14 @@ from pathlib import Path
 
 from cyz.config import Source
 from cyz.crawler.settings import BASE_SETTINGS
+from cyz.crawler.store import REPRINTS_FILE, RecordWriter, apply_placement
+from cyz.crawler.workers import default_workers
 from cyz.index import open_engine
 from cyz.index.base import Engine, Filters, stale_filter
 from cyz.lock import data_dir_lock
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import ReprintIndex
 from cyz.pipelines.page import build_record, now_iso
-from cyz.pipelines.store import REPRINTS_FILE, RecordWriter, apply_placement
-from cyz.pipelines.workers import default_workers
 from cyz.storage import StorageError, reason_of, storing
 
 log = logging.getLogger(__name__)

@@ -69,3 +69,17 @@ def to_simplified(text: str) -> str:
 def to_traditional(text: str) -> str:
     """OpenCC simplified → traditional."""
     return converter("s2t").convert(text) if text else text
+
+
+# Whitespace as pages use it: full-width and no-break spaces, zero-width spaces, BOMs.
+WS = re.compile(r"[\s\u3000\xa0\u200b\ufeff]+")
+
+
+def squash(text: str | None) -> str:
+    """Collapse whitespace runs to one space and strip."""
+    return WS.sub(" ", text or "").strip()
+
+
+def nospace(text: str | None) -> str:
+    """`text` without any whitespace (how Chinese lines are compared)."""
+    return WS.sub("", text or "")

@@ -6,16 +6,9 @@ import pytest
 
 from cyz.pipelines.dates import CST
 from cyz.pipelines.decode import decode_html
-from cyz.pipelines.extract import (
-    Line,
-    apply_line_rules,
-    extract_html,
-    extract_text,
-    is_list_spam,
-    is_mojibake,
-    strip_pinyin,
-    strip_site_suffix,
-)
+from cyz.pipelines.extract import extract_html, extract_text
+from cyz.pipelines.lines import Line, apply_line_rules, is_list_spam, is_mojibake, strip_pinyin
+from cyz.pipelines.title import strip_site_suffix
 
 PAGES = Path(__file__).parent / "pages"
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from sites import FAST
 
 from cyz.config import Source
 from cyz.crawl import crawl
-from cyz.pipelines.workers import ExtractionPool, process_page
+from cyz.crawler.workers import ExtractionPool, process_page
 from cyz.runs import last_run
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}

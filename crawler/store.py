@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cyz.crawler.items import PageItem, source_stat
+from cyz.crawler.process import ArticleItem
 from cyz.crawler.state import CrawlState, body_hash
 from cyz.index import open_engine
 from cyz.index.base import Engine
 from cyz.pipelines.archive import RawArchive, RawPage, text_hash
 from cyz.pipelines.dedupe import Placement, ReprintIndex
-from cyz.pipelines.process import ArticleItem
 from cyz.record import PIPELINE_VERSION, article_id
 from cyz.storage import is_storage_error, reason_of, storing
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.state import CrawlState, body_hash
-from cyz.pipelines.workers import ExtractionPool
+from cyz.crawler.workers import ExtractionPool
 from cyz.record import PIPELINE_VERSION, article_id
 
 log = logging.getLogger(__name__)
