@@ -130,6 +130,9 @@ class Article(BaseModel):
     title_zh: str = ""
     text_zh: str = ""
     published_at: str | None = None
+    # Which evidence gave `published_at` (meta:<name>, byline, text, url, state, htmldate,
+    # relative): when a date looks wrong, this says where to look on the page.
+    published_from: str | None = None
     crawled_at: str | None = None
     # When the record last changed: its title or text (the first crawl's `crawled_at`
     # until they do), or what a newer pipeline derives from the page (`cyz reextract`);

@@ -68,14 +68,15 @@ _IMAGE_DATE = re.compile(
 
 
 # Keys under which embedded page state (JSON in <script>, JS objects) carries the
-# publication time of the item; ISO strings or epoch seconds/milliseconds.
-STATE_KEYS = (
-    "publishDate", "publish_date", "publishTime", "publish_time", "publishedAt", "published_at",
-    "publishAt", "pubDate", "pub_date", "pubTime", "pub_time", "datePublished", "date_published",
-    "releaseDate", "release_date", "releaseTime", "release_time", "ctime",
+# publication time of the item; ISO strings or epoch seconds/milliseconds. Matched by
+# their words rather than listed one by one, so `createTime`, `add_time`, `pubDate`,
+# `firstPublishTime` or `showtime` are all found; update/modify/expire times are not.
+_STATE_KEY = (
+    r"(?:first_?)?(?:publish(?:ed)?|pub|release[ds]?|create[ds]?|add(?:ed)?|input|post(?:ed)?|show|"
+    r"issue[ds]?|c)_?(?:date_?time|date|time|at|_?ts)(?:_?str)?|date_?published|dt_?publish"
 )
 _STATE_DATE = re.compile(
-    r"""(?<![\w$])["']?(?:""" + "|".join(STATE_KEYS) + r""")["']?\s*[:=]\s*["']?"""
+    r"""(?<![\w$])["']?(?:""" + _STATE_KEY + r""")["']?\s*[:=]\s*["']?"""
     r"""(?P<value>\d{10}(?:\d{3})?(?!\d)|(?:19|20)\d{2}[-/.年][^"',;}\]<>\n]{3,30})""",
     re.IGNORECASE,
 )
@@ -303,24 +304,85 @@ def _normalize_meta(meta: Mapping[str, object] | None) -> dict[str, str]:
     return out
 
 
-def find_published(
+@dataclass
+class Published:
+    """The publication time chosen for a page and the evidence that won.
+
+    `evidence` is one of: `meta:<name>` (a meta tag, JSON-LD or WeChat's `ct`), `byline`
+    (the date line under the headline), `text` (a date line elsewhere near the article),
+    `url`, `state` (embedded script state), `htmldate` (trafilatura's date finder, when
+    our own rules find nothing), `relative` ("昨天 08:15" against the fetch time).
+    """
+
+    iso: str | None = None
+    evidence: str | None = None
+
+
+# A date the page labels as its update or print time is not its publication time.
+_NOT_PUBLISHED = re.compile(r"(?:更新|修改|修订|修訂|最后|最後|打印|访问|訪問|截至|截止|updated?)\s*"
+                            r"(?:时间|時間|日期|于|於)?\s*[:：]?\s*$", re.IGNORECASE)
+
+
+def byline_date(text: str, url: str | None = None, reference: datetime | None = None,
+                context: str = "", limit: datetime | None = None) -> Candidate | None:
+    """The first publication-like date in the lines under the headline."""
+    for c in text_candidates(text, url, reference, context):
+        if limit and c.when > limit:
+            continue
+        if _NOT_PUBLISHED.search(text[max(0, c.pos - 12):c.pos]):
+            continue
+        return c
+    return None
+
+
+def html_date(html: str, url: str | None = None, limit: datetime | None = None) -> datetime | None:
+    """htmldate's guess (trafilatura's own date finder) at the original publication day."""
+    if not html:
+        return None
+    try:
+        from htmldate import find_date
+
+        found = find_date(html, original_date=True, extensive_search=False, url=url,
+                          outputformat="%Y-%m-%dT%H:%M:%S")
+    except Exception:  # a page htmldate cannot read has no date from it
+        return None
+    parsed = parse_date(found or "")
+    if not parsed or (limit and parsed[0] > limit):
+        return None
+    return parsed[0]
+
+
+def find_published(*args, **kwargs) -> str | None:
+    """`decide_published(...)`'s ISO time alone."""
+    return decide_published(*args, **kwargs).iso
+
+
+def decide_published(
     meta: Mapping[str, object] | None,
     text: str,
     url: str | None = None,
     reference: datetime | None = None,
     context: str = "",
     *,
+    byline: str = "",
     state: str = "",
     title: str = "",
     fetched: datetime | None = None,
-) -> str | None:
-    """Best publication time as ISO 8601 (+08:00 unless the page gives a zone).
+    html: str = "",
+) -> Published:
+    """Best publication time as ISO 8601 (+08:00 unless the page gives a zone), and why.
 
-    `meta` maps lower-cased meta names/properties to their content; `text` is the
-    part of the page where a date line is expected (header and first lines of the
-    article), in reading order. Order of trust: meta tags, a visible date line, the
-    URL, embedded script `state` (nearest to `title`), then relative labels
-    ("昨天 08:15") counted back from `fetched` (default: now).
+    `meta` maps lower-cased meta names/properties to their content; `byline` is the
+    page text from the headline to the body (the info bar), `text` other places where a
+    date line is expected (first lines of the article, dated elements), in reading
+    order. Order of trust:
+
+    1. the byline date when a meta tag gives another day (templates stamp update or
+       build dates into meta tags; the reader sees the byline), else the meta tag;
+    2. a visible date line, unless the URL (written by the CMS at publication) says
+       another day;
+    3. embedded script `state` (nearest to `title`), htmldate over `html`, the URL;
+    4. relative labels ("昨天 08:15") counted back from `fetched` (default: now).
     """
     reference = reference or datetime.now(CST)
     if reference.tzinfo is None:
@@ -330,13 +392,19 @@ def find_published(
     from_url = url_date(url)
 
     meta_hit: tuple[datetime, bool] | None = None
+    meta_key = ""
     for key in META_KEYS:
         parsed = parse_date(meta_map.get(key, ""))
         if parsed and parsed[0] <= limit:
-            meta_hit = parsed
+            meta_hit, meta_key = parsed, key
             break
 
-    candidates = [c for c in text_candidates(text or "", url, reference, context) if c.when <= limit]
+    on_byline = byline_date(byline, url, reference, context, limit) if byline else None
+    if on_byline and meta_hit and on_byline.when.date() != meta_hit[0].date():
+        return Published(iso(on_byline.when), "byline")
+
+    joined = f"{byline}\n{text}" if byline else text
+    candidates = [c for c in text_candidates(joined or "", url, reference, context) if c.when <= limit]
     best: Candidate | None = None
     if candidates:
         def score(c: Candidate) -> tuple:
@@ -344,28 +412,32 @@ def find_published(
             same_meta_day = bool(meta_hit and c.when.date() == meta_hit[0].date())
             return (same_meta_day or same_url_day, c.has_time, -c.pos)
         best = max(candidates, key=score)
+    where = "byline" if best and byline and best.pos < len(byline) else "text"
 
     if meta_hit and meta_hit[1]:
-        return iso(meta_hit[0])
+        return Published(iso(meta_hit[0]), f"meta:{meta_key}")
     if best and meta_hit and best.when.date() == meta_hit[0].date():
-        return iso(best.when)
+        return Published(iso(best.when), where)
     if meta_hit:
-        return iso(meta_hit[0])
+        return Published(iso(meta_hit[0]), f"meta:{meta_key}")
     if best and from_url and best.when.date() != from_url.date():
         # The URL is written by the CMS at publication; a differing text date is more
         # likely a "today" widget or a date mentioned in passing.
-        return iso(from_url)
+        return Published(iso(from_url), "url")
     if best:
-        return iso(best.when)
+        return Published(iso(best.when), where)
     from_state = state_date(state, title, limit)
     if from_state:
         # State often holds UTC ("…T00:31:40.109Z"); the page's own day is Beijing's.
         when = from_state[0].astimezone(CST)
         if not (from_url and when.date() != from_url.date()):
-            return iso(when)
+            return Published(iso(when), "state")
     if from_url:
-        return iso(from_url)
-    relative = relative_date(text or "", fetched or datetime.now(CST))
+        return Published(iso(from_url), "url")
+    guessed = html_date(html, url, limit)
+    if guessed:
+        return Published(iso(guessed), "htmldate")
+    relative = relative_date(joined or "", fetched or datetime.now(CST))
     if relative:
-        return iso(relative[0])
-    return None
+        return Published(iso(relative[0]), "relative")
+    return Published()

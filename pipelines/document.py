@@ -162,10 +162,30 @@ def collect_script_vars(doc) -> dict[str, str]:
                 data = json.loads(code)
             except ValueError:
                 continue
-            for item in data if isinstance(data, list) else [data]:
-                if isinstance(item, dict) and item.get("datePublished"):
-                    found.setdefault("datepublished", str(item["datePublished"]))
+            published = _jsonld_published(data)
+            if published:
+                found.setdefault("datepublished", published)
     return found
+
+
+def _jsonld_published(data: object, depth: int = 0) -> str | None:
+    """The first `datePublished` in JSON-LD, nested in `@graph`s and lists included."""
+    if depth > 6:
+        return None
+    if isinstance(data, dict):
+        if data.get("datePublished"):
+            return str(data["datePublished"])
+        children = list(data.values())
+    elif isinstance(data, list):
+        children = data
+    else:
+        return None
+    for child in children:
+        if isinstance(child, (dict, list)):
+            found = _jsonld_published(child, depth + 1)
+            if found:
+                return found
+    return None
 
 
 _STATE_LIMIT = 2_000_000

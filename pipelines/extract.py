@@ -31,7 +31,7 @@ from cyz.pipelines.byline import (
     labelled_dates,
     origin_near_date,
 )
-from cyz.pipelines.dates import find_published, parse_date
+from cyz.pipelines.dates import Published, decide_published, parse_date
 from cyz.pipelines.document import (
     clean_tree,
     collect_meta,
@@ -51,7 +51,7 @@ from cyz.pipelines.lines import (
     metadata_from_line,
     strip_pinyin,
 )
-from cyz.pipelines.title import pick_title, strip_site_suffix
+from cyz.pipelines.title import headline_texts, pick_title, strip_site_suffix
 from cyz.text import nospace, squash
 
 
@@ -63,13 +63,15 @@ class Extracted:
     origin: str | None        # outlet named by 来源, or the self-media account
     author: str | None        # 作者/记者
     editor: str | None        # 责任编辑/编辑/审发 (first named)
+    published_from: str | None = None  # the evidence that won (see dates.Published)
 
 
-def _finish(title: str, body: list[str], fields: dict[str, str], published: str | None) -> Extracted:
+def _finish(title: str, body: list[str], fields: dict[str, str], published: Published) -> Extracted:
     return Extracted(
         title=title,
         text="\n".join(body),
-        published_at=published,
+        published_at=published.iso,
+        published_from=published.evidence,
         origin=fields.get("origin"),
         author=fields.get("author"),
         editor=fields.get("editor"),
@@ -87,12 +89,13 @@ def extract_html(
         return Extracted("", "", None, None, None, None)
     meta = collect_meta(doc)
     script_vars = collect_script_vars(doc)
-    title = pick_title(doc, meta, script_vars)
     state = script_state(doc)
+    headlines = headline_texts(doc)
     clean_tree(doc)
+    all_lines = page_lines(doc)
+    title = pick_title(doc, meta, script_vars, headlines, all_lines)
 
     body = choose_body(doc, body_selector)
-    all_lines = page_lines(doc)
     header = header_lines(doc, body, title, all_lines)
     # Time/date elements anywhere (some templates put the date under the article).
     dated = [squash(el.text_content()) for el in doc.xpath(
@@ -159,9 +162,9 @@ def extract_html(
         if parsed:
             reference = parsed[0]  # published no later than modified
             break
-    published = find_published(
-        date_meta, "\n".join(header + ours[:3]) + "\n" + "\n".join(dated[:10]), url,
-        reference, context=html, state=state, title=title, fetched=fetched)
+    published = decide_published(
+        date_meta, "\n".join(ours[:3] + dated[:10]), url, reference, context=html,
+        byline="\n".join(header), state=state, title=title, fetched=fetched, html=html)
     return _finish(title, ours, fields, published)
 
 
@@ -193,6 +196,6 @@ def extract_text(text: str, url: str | None = None, fetched: datetime | None = N
     for name, value in body_fields.items():
         fields.setdefault(name, value)
     byline_in_body(body, fields)
-    published = find_published({}, "\n".join(header + body[:3]) + "\n" + text, url, fetched,
-                               fetched=fetched)
+    published = decide_published({}, "\n".join(body[:3]) + "\n" + text, url, fetched,
+                                 byline="\n".join(header), fetched=fetched)
     return _finish(title, body, fields, published)

@@ -78,6 +78,7 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         "title_zh": to_simplified(ex.title),
         "text_zh": to_simplified(text)[:TEXT_LIMIT],
         "published_at": ex.published_at,
+        "published_from": ex.published_from,
         "crawled_at": fetched_at or now_iso(),
         "gone_at": None,
         "language": detect_language(sample),

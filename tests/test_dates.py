@@ -103,3 +103,32 @@ def test_relative_labels_count_back_from_fetch_time():
     assert find_published({}, "三天前，2天前遵义与重庆签订了合作协议。", None, fetched=fetched) is None
     # An absolute date anywhere beats a relative label.
     assert find_published({}, "昨天 08:15\n2024-12-01 09:00", None, fetched=fetched).startswith("2024-12-01")
+
+
+def test_the_byline_date_beats_a_meta_tag_of_another_day_and_says_so():
+    from cyz.pipelines.dates import decide_published
+
+    meta = {"publishdate": "2024-09-30"}
+    got = decide_published(meta, "", None, byline="汇川区召开对接会\n发布时间：2024-09-26 16:40 来源：汇川区")
+    assert (got.iso, got.evidence) == ("2024-09-26T16:40:00+08:00", "byline")
+    same_day = decide_published(meta, "", None, byline="标题\n2024-09-30 08:00")
+    assert (same_day.iso, same_day.evidence) == ("2024-09-30T08:00:00+08:00", "byline")
+    # An update stamp under the headline is not the publication date.
+    updated = decide_published(meta, "", None, byline="标题\n更新时间：2024-10-02 09:00")
+    assert updated.evidence == "meta:publishdate"
+
+
+def test_state_keys_are_matched_by_their_words():
+    assert state_date('{"createTime":"2024-07-02 18:05:11"}', "")[0].day == 2
+    assert state_date('{"addtime":1719914711}', "")[0].month == 7
+    assert state_date('{"updateTime":"2024-07-09 10:00:00"}', "") is None
+
+
+def test_htmldate_votes_only_when_our_rules_find_nothing():
+    from cyz.pipelines.dates import decide_published
+
+    html = ('<html><head><script type="application/ld+json">{"@graph":[{"@type":"NewsArticle",'
+            '"datePublished":"2023-05-04T10:00:00+08:00"}]}</script></head><body><p>正文</p></body></html>')
+    got = decide_published({}, "", None, html=html)
+    assert got.iso.startswith("2023-05-04") and got.evidence == "htmldate"
+    assert decide_published({}, "2024-01-02 09:00", None, html=html).evidence == "text"
