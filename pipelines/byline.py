@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from cyz.pipelines.document import node_lines, page_lines
-from cyz.pipelines.lines import NO_ORIGIN, clean_value
+from cyz.pipelines.lines import NO_ORIGIN, clean_value, metadata_from_line
 from cyz.text import HAN_UNIFIED_CHARS, nospace, squash
 
 SELF_MEDIA_KEYS = ("nickname", "user_name")
@@ -104,11 +104,11 @@ def origin_near_date(header: list[str]) -> str | None:
     return None
 
 
-_BODY_BYLINE = re.compile(r"[（(](?:本报)?(?:记者|記者|作者|文)\s*[:：]?\s*([^（）()]{2,20})[）)]")
+_BODY_BYLINE = re.compile(r"[（(](?:本报|本報)?(?:记者|記者|作者|文)\s*[:：]?\s*([^（）()]{2,20})[）)]")
 
 
 def byline_in_body(body: list[str], fields: dict[str, str]) -> None:
-    """A closing "（记者 夏元）" names the author although it stays in the paragraph."""
+    """An opening "本报讯（记者 夏元）" names the author although it stays in the paragraph."""
     if "author" in fields:
         return
     for line in body[:2] + body[-3:]:
@@ -118,6 +118,74 @@ def byline_in_body(body: list[str], fields: dict[str, str]) -> None:
             if value:
                 fields["author"] = value
                 return
+
+
+# Elements that hold the outlet by their name: class/id source, src, from, laiyuan, ly.
+_SOURCE_ATTR = re.compile(r"(?:^|[\s_-])(?:source|src|from|laiyuan|ly|copyfrom|origin)(?:$|[\s_-])",
+                          re.IGNORECASE)
+
+
+def source_element(doc, header: list[str]) -> str | None:
+    """The outlet an info-bar element names by its class ("<span class="a_source">棱镜"),
+    when that element's text is in the header lines. A channel link beside the date
+    ("金融市场") is not one."""
+    header_text = nospace(" ".join(header[1:]))
+    for el in doc.iter("span", "em", "i", "a", "div", "p", "font", "strong", "b"):
+        if not _SOURCE_ATTR.search(f"{el.get('class', '')} {el.get('id', '')}"):
+            continue
+        text = squash(el.text_content())
+        if not text or len(text) > 40 or nospace(text) not in header_text:
+            continue
+        labelled = metadata_from_line(text).get("origin")
+        value = labelled or text
+        if _plausible_outlet(value) and not NO_ORIGIN.match(value):
+            return value
+    return None
+
+
+def page_credits(doc, body, header: list[str], body_lines: list[str], body_fields: dict[str, str],
+                 meta: dict[str, str], script_vars: dict[str, str]) -> dict[str, str]:
+    """origin, author and editor of the page, by order of trust.
+
+    Labelled lines of the info bar under the headline first, then the body's own
+    credits, then the lines after the body; for the outlet then meta tags, the
+    self-media account, an info-bar element named for it, a plausible name beside the
+    date; for the author then an opening "（记者 …）", then a meta tag. An author that
+    only repeats the outlet is no author.
+    """
+    header_fields: dict[str, str] = {}
+    for line in header:
+        if len(line) <= 80:
+            for name, value in metadata_from_line(line).items():
+                header_fields.setdefault(name, value)
+    fields = {**body_fields, **header_fields}
+    for line in footer_lines(doc, body):
+        for name, value in metadata_from_line(line).items():
+            fields.setdefault(name, value)
+    if "origin" not in fields:
+        for key in ORIGIN_META:
+            if meta.get(key) and len(meta[key]) <= 30:
+                fields["origin"] = meta[key]
+                break
+    if "origin" not in fields:
+        for key in SELF_MEDIA_KEYS:
+            if script_vars.get(key):
+                fields["origin"] = script_vars[key]
+                break
+    if "origin" not in fields:
+        found = source_element(doc, header) or origin_near_date(header)
+        if found:
+            fields["origin"] = found
+    if fields.get("author") and fields["author"] == fields.get("origin"):
+        del fields["author"]
+    byline_in_body(body_lines, fields)
+    if "author" not in fields:
+        for key in ("article:author", "og:article:author", "author"):
+            value = meta.get(key)
+            if value and len(value) <= 20 and "@" not in value and value != fields.get("origin"):
+                fields["author"] = value
+                break
+    return fields
 
 _DATE_LABEL = re.compile(r"^[\[【（(]?\s*(?:发布日期|發布日期|發佈日期|发布时间|發布時間|發佈時間|发表时间|發表時間|"
                          r"发文日期|時間|时间|日期)\s*[:：]?\s*$")

@@ -22,15 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cyz.pipelines.body import choose_body, prune_boilerplate
-from cyz.pipelines.byline import (
-    ORIGIN_META,
-    SELF_MEDIA_KEYS,
-    byline_in_body,
-    footer_lines,
-    header_lines,
-    labelled_dates,
-    origin_near_date,
-)
+from cyz.pipelines.byline import byline_in_body, header_lines, labelled_dates, page_credits
 from cyz.pipelines.dates import Published, decide_published, parse_date
 from cyz.pipelines.document import (
     clean_tree,
@@ -115,38 +107,7 @@ def extract_html(
         if len(nospace("".join(traf_body))) > 2 * len(nospace(ours_text)):
             ours, fields = traf_body, {**traf_fields, **fields}
 
-    # The info bar under the headline speaks for the page; body credits come second.
-    header_fields: dict[str, str] = {}
-    for line in header:
-        if len(line) <= 80:
-            for name, value in metadata_from_line(line).items():
-                header_fields.setdefault(name, value)
-    fields = {**fields, **header_fields}
-    for line in footer_lines(doc, body):
-        for name, value in metadata_from_line(line).items():
-            fields.setdefault(name, value)
-    if "origin" not in fields:
-        for key in ORIGIN_META:
-            if meta.get(key) and len(meta[key]) <= 30:
-                fields["origin"] = meta[key]
-                break
-    if "origin" not in fields:
-        for key in SELF_MEDIA_KEYS:
-            if script_vars.get(key):
-                fields["origin"] = script_vars[key]
-                break
-    if "origin" not in fields:
-        near = origin_near_date(header)
-        if near:
-            fields["origin"] = near
-    if "author" not in fields:
-        for key in ("article:author", "og:article:author", "author"):
-            value = meta.get(key)
-            if value and len(value) <= 20 and "@" not in value:
-                fields["author"] = value
-                break
-
-    byline_in_body(ours, fields)
+    fields = page_credits(doc, body, header, ours, fields, meta, script_vars)
     date_meta = dict(meta)
     if script_vars.get("ct"):
         date_meta["unix:ct"] = script_vars["ct"]

@@ -22,7 +22,7 @@ _META_LABELS = {
     "editor": r"责任编辑|責任編輯|责编|責編|编辑|編輯|审发|審發|审核|審核|审校|審校|校对|校對|"
               r"终审|終審|初审|初審|复审|複審|监制|監製|主编|主編|值班编辑|值班編輯|美编|美編|"
               r"编审|編審|签发|簽發|核稿",
-    "author": r"作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|摄影|攝影|"
+    "author": r"文/图|文／图|图/文|图／文|作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|摄影|攝影|"
               r"实习生|實習生|特约记者|特約記者|本报记者|本報記者|口述|整理|翻译|翻譯|文|图|圖",
 }
 _ALL_LABELS = "|".join(_META_LABELS.values())
@@ -33,12 +33,14 @@ def _label_pattern(labels: str) -> re.Pattern:
     # distinctive enough to be found glued to a date ("14:07来源：...").
     longs = "|".join(x for x in labels.split("|") if len(x) > 1)
     shorts = "|".join(x for x in labels.split("|") if len(x) == 1)
-    alternatives = f"(?:{longs})"
+    # A short label also needs a separator after it: "文/张三", "图 李四", never "文化".
+    alternatives = f"(?:(?:{longs})\\s*(?:[:：丨|/]\\s*|\\s+|(?=[^\\s:：]))"
     if shorts:
-        alternatives = f"(?:{longs}|(?:(?<=^)|(?<=[\\s【\\[（(|｜丨]))(?:{shorts}))"
+        alternatives += f"|(?:(?<=^)|(?<=[\\s【\\[（(|｜丨]))(?:{shorts})\\s*(?:[:：丨|/]\\s*|\\s+))"
+    else:
+        alternatives += ")"
     return re.compile(
-        alternatives + r"\s*(?:[:：丨|/]\s*|\s+|(?=[^\s:：]))"
-        r"(?P<value>[^\s:：|｜丨]{1,30}(?:\s[^\s:：|｜丨]{1,10}){0,3})"
+        alternatives + r"(?P<value>[^\s:：|｜丨]{1,30}(?:\s[^\s:：|｜丨]{1,10}){0,3})"
     )
 
 
@@ -52,6 +54,11 @@ NO_ORIGIN = re.compile(r"^(?:本站|本网|本網|本站原创|本站原創|原�
 _META_LINE = re.compile(
     r"^[【\[（(]?\s*(?:" + "|".join(_META_LABELS.values()) + r")\s*[:：丨|/]"
 )
+# A credit in brackets: a line of its own, "（编辑 尹世杰）", or closing a paragraph,
+# "…九起。（责任编辑：尹世杰）".
+_CREDIT = r"[（(【\[]\s*(?:" + _ALL_LABELS + r")\s*[:：\s]\s*[^（）()【】\[\]]{1,30}[）)】\]]"
+_BRACKETED_CREDIT = re.compile(r"^" + _CREDIT + r"$")
+_CLOSING_CREDIT = re.compile(r"(?<=[。！？!?”」』])\s*" + _CREDIT + r"\s*$")
 _OTHER_META_LINE = re.compile(
     r"^[【\[（(]?\s*(?:原标题|原標題|原文标题|原文链接|原文鏈接|本文来源|本文來源|本文作者|"
     r"本文转载自|本文轉載自|点击量|點擊量|浏览次数|瀏覽次數|阅读量|閱讀量|字号|字號|"
@@ -82,7 +89,8 @@ _TAIL_PHRASE = re.compile(
 _MORE_LINK = re.compile(r"(?:【详细】|【詳細】|\[详细\]|\[詳細\]|更多\s*>>|详细>>|>>更多)$")
 NAV_LINE = re.compile(
     r"^(?:首页|首頁|当前位置|當前位置|您的位置|你的位置|您现在的位置|现在位置)\s*[:：>＞]|"
-    r"(?:>>|＞＞|»)\s*正文$|^正文$|^(?:返回首页|返回首頁|返回列表|返回)$|^[\w\s]{0,12}(?:>|＞|»)"
+    r"(?:>>|＞＞|»)\s*正文$|^正文$|^返回(?:\S{0,8}(?:首页|首頁|列表|顶部|頂部))?\s*(?:>>|＞＞|»)?$|"
+    r"^[\w\s]{0,12}(?:>|＞|»)"
     r"[\w\s]{0,12}(?:>|＞|»)"
 )
 _DATE_ONLY = re.compile(
@@ -90,6 +98,10 @@ _DATE_ONLY = re.compile(
     r"(?:(?:19|20)\d{2}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/]\d{1,2})"
     r"(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?(?:\s*星期.)?[\s\]】）)]*$"
 )
+# Like buttons and counters left at the end of a body: "赞+1", "+1", "86人点赞".
+WIDGET_LINE = re.compile(r"^(?:(?:点赞|點讚|赞|讚|顶|頂|踩|喜欢|喜歡|在看|收藏)\s*)?[+＋]\s*\d{1,3}$|"
+                         r"^\d[\d,.万萬]*\s*(?:人|次)?\s*(?:点赞|點讚|赞过|讚過|喜欢|喜歡|在看|已赞|阅读|閱讀)$|"
+                         r"^(?:点赞|點讚|赞|讚|分享|收藏|在看)(?:\s*\d[\d,.万萬]*)?$")
 _IMAGE_NAME = re.compile(r"^\S+\.(?:jpe?g|png|gif|webp|bmp)$", re.IGNORECASE)
 _PINYIN = re.compile(
     rf"(?<=[{HAN_UNIFIED_CHARS}])\((?=[a-zü]*[āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ])[a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]{{1,7}}\)"
@@ -132,10 +144,23 @@ def is_place_list(line: str) -> bool:
     return len(places) >= 0.7 * len(items)
 
 
+# The value ends where the next label starts: "证券时报网作者：李在山", "唐霁 通讯员 李明".
+_NEXT_LABEL = re.compile(r"\s{2,}|(?:" + _ALL_LABELS + r")\s*[:：]|\s+(?:"
+                         + "|".join(x for x in _ALL_LABELS.split("|") if len(x) > 1) + ")")
+# Other fields of an info bar: a value ends where one of them starts ("作者：蒲茜 点击：").
+_BAR_FIELD = re.compile(r"\s*(?:点击|點擊|浏览|瀏覽|阅读|閱讀|字号|字號|字体|字體|评论|評論|分享|打印|收藏|"
+                        r"人气|人氣|次数|次數|热度|熱度)(?:\s|[:：(（]|$)")
+# "本报记者蒲茜" under 作者: the role is not part of the name.
+_ROLE_PREFIX = re.compile(r"^(?:本报|本報|本台|本刊|本网|本網|本站)?(?:特约|特約|实习|實習|首席)?"
+                          r"(?:记者|記者|通讯员|通訊員)\s*")
+
+
 def clean_value(value: str, first_token: bool = False) -> str | None:
     value = value.strip(" \t:：,，;；。.、|｜丨/()（）[]【】<>《》\"'")
     # The value ends where the next label starts ("证券时报网作者：李在山").
-    value = re.split(r"\s{2,}|(?:" + _ALL_LABELS + r")\s*[:：]", value)[0]
+    value = _NEXT_LABEL.split(value)[0]
+    value = _BAR_FIELD.split(value)[0]
+    value = _ROLE_PREFIX.sub("", value)
     value = _TRAILING_LABEL.sub("", value)
     value = re.sub(r"[\[【（(][^\]】）)]*[\]】）)]?$", "", value).strip()
     if first_token:
@@ -166,7 +191,7 @@ def is_meta_line(line: str) -> bool:
     """A byline/credit/date line that belongs to the record, not the body."""
     if len(line) > 80 or "。" in line[:-1]:
         return False
-    if _META_LINE.match(line) or _OTHER_META_LINE.match(line):
+    if _META_LINE.match(line) or _OTHER_META_LINE.match(line) or _BRACKETED_CREDIT.match(line):
         return True
     if _DATE_ONLY.match(line):
         return True
@@ -209,6 +234,11 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
         seen_chars += len(key)
         if not key:
             continue
+        closing = _CLOSING_CREDIT.search(text)
+        if closing:
+            for name, value in metadata_from_line(closing.group().strip()).items():
+                fields.setdefault(name, value)
+            text = text[:closing.start()].rstrip()
         if is_meta_line(text):
             found = metadata_from_line(text)
             for name, value in found.items():
@@ -228,6 +258,8 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
         if NAV_LINE.search(text) and len(key) < 60:
             continue
         if _MORE_LINK.search(text):
+            continue
+        if WIDGET_LINE.match(key):
             continue
         if _IMAGE_NAME.match(text) or is_mojibake(text) or is_list_spam(text) or is_place_list(text):
             continue

@@ -201,3 +201,26 @@ def test_stored_text_is_capped_at_a_paragraph_end():
     assert TEXT_LIMIT - 1000 <= len(rec["text"]) <= TEXT_LIMIT
     html = f"<html><head><title>遵义与重庆签约</title></head><body><p>{paragraph}</p></body></html>"
     assert build_record(html.encode(), "https://example.cn/c.html")["text_truncated"] is False
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("作者:本报记者蒲茜 点击:", {"author": "蒲茜"}),
+    ("记者 唐霁 通讯员 李明", {"author": "唐霁"}),
+    ("编辑：刘洋 记者唐霁", {"editor": "刘洋", "author": "唐霁"}),
+    ("文/图 记者 唐霁", {"author": "唐霁"}),
+    ("（编辑 尹世杰）", {"editor": "尹世杰"}),
+    ("文化", {}),
+    ("图片新闻", {}),
+])
+def test_credit_lines(line, expected):
+    from cyz.pipelines.lines import is_meta_line, metadata_from_line
+
+    assert metadata_from_line(line) == expected
+    if expected:
+        assert is_meta_line(line)
+
+
+def test_a_credit_closing_a_paragraph_is_metadata_not_text():
+    body, fields = apply_line_rules([Line("两地已联合巡河六次。（责任编辑：尹世杰）"), Line("赞+1"), Line("86人点赞")])
+    assert body == ["两地已联合巡河六次。"]
+    assert fields == {"editor": "尹世杰"}

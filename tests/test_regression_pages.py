@@ -6,7 +6,12 @@ Each `tests/pages/regression/NAME.html|.txt` has `NAME.expected.json` beside it:
 - `published_at` — the record's value must start with it (a day or a full time);
 - `fetched_at` — the fetch time passed to the pipeline (relative labels count from it);
 - `must` / `must_not` — strings that must / must not occur in the clean text;
-- `max_chars` — an upper bound on the text length (pages that are not articles).
+- `max_chars` — an upper bound on the text length (pages that are not articles);
+- `is_article` — `false` for pages that are not articles (section indexes, news lists):
+  the record must have `is_article` False and a non-empty `not_article_reason` string.
+  An article case (no `max_chars`, no `is_article`) asserts `record.get("is_article",
+  True) is True`, so an article wrongly flagged fails; `max_chars` cases without the key
+  are not checked on it.
 
 `.html` pages go through `build_record` as fetched bytes (so decoding is tested too);
 `.txt` pages are text as a naive scraper saved it and go through `record_from_text`.
@@ -45,6 +50,12 @@ def test_regression_page(path: Path):
     expected = expected_for(path)
     record = run(path, expected)
     text = record["text"]
+    if expected.get("is_article", True) is False:
+        assert record.get("is_article") is False, "is_article"
+        reason = record.get("not_article_reason")
+        assert isinstance(reason, str) and reason.strip(), "not_article_reason"
+    elif "max_chars" not in expected:
+        assert record.get("is_article", True) is True, "is_article"
     for key in ("title", "origin", "editor", "author", "script"):
         if key in expected:
             assert record[key] == expected[key], key
@@ -56,6 +67,6 @@ def test_regression_page(path: Path):
         assert phrase not in text, f"should be gone: {phrase}"
     if "max_chars" in expected:
         assert len(text) <= expected["max_chars"]
-    else:
+    elif expected.get("is_article", True) is not False:
         # Every article case expects a body; an empty one would pass the must_not checks.
         assert expected.get("must"), "an article case needs at least one required line"
