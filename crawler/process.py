@@ -5,6 +5,7 @@ outcome means for the index and runs the per-page pipeline only when the page ch
     200, body or pipeline changed   → record built       (new / updated)
     200, same body, same pipeline   → skipped             (unchanged)
     304 Not Modified                → skipped             (unchanged)
+    200, a list page, not an article → counted             (not_article)
     404 / 410 of a page we indexed  → record marked gone  (gone)
 Items leave as `ArticleItem`s for the dedupe and store stages.
 """
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ArticleItem:
     page: PageItem
-    outcome: str  # new | updated | unchanged | gone | failed
+    outcome: str  # new | updated | unchanged | not_article | gone | failed
     record: dict | None = None
     signature: object = None  # MinHash of the text, computed by the worker
     cluster_changes: dict[str, bool] = field(default_factory=dict)
@@ -83,6 +84,11 @@ class ProcessPipeline:
             return ArticleItem(page, "failed")
         # The id follows the URL the crawl asked for, so a redirect never forks a record.
         record["id"] = article_id(page.canonical_url)
+        if record.get("is_article") is False:
+            # A list or section index where an article was expected: counted, not indexed.
+            log.info("not an article (%s): %s", record.get("not_article_reason"), page.url)
+            self._inc("cyz/not_article", page)
+            return ArticleItem(page, "not_article")
         if not record["text"].strip():
             log.warning("no article text found in %s", page.url)
             self._inc("cyz/empty_text", page)

@@ -227,7 +227,8 @@ class StorePipeline:
                           page.fetched_at or record["crawled_at"], page.body, text_hash(record))
             record["version"], record["updated_at"] = self.writer.archive.version_of(raw)
             self.writer.add(record, item.cluster_changes, raw)
-        elif outcome == "unchanged":
+        elif outcome in ("unchanged", "not_article"):
+            # Remembered as fetched: the same body is not extracted again next run.
             self.fetches.append((page, outcome))
         elif outcome == "gone":
             self._mark_gone(page)

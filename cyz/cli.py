@@ -500,8 +500,14 @@ def extract(target, as_json, allow_private) -> None:
     if as_json:
         _print_json(record)
         return
+    if record.get("is_article") is False:
+        out.print(f"[bold]{'not article':>12}[/bold]: {escape(record['not_article_reason'])} "
+                  "(a crawl counts it and does not index it)")
     for key in ("title", "published_at", "origin", "author", "editor", "language", "script"):
-        out.print(f"[bold]{key:>12}[/bold]: {record.get(key)}")
+        value = record.get(key)
+        if key == "published_at" and value and record.get("published_from"):
+            value = f"{value}   (from {record['published_from']})"
+        out.print(f"[bold]{key:>12}[/bold]: {escape(str(value))}")
     regions = ", ".join(f"{r['name']}×{r['count']}" for r in record["regions"]) or "-"
     out.print(f"[bold]{'regions':>12}[/bold]: {regions}")
     out.print(f"[bold]{'topics':>12}[/bold]: {', '.join(record['topics']) or '-'}"

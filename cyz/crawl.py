@@ -30,6 +30,7 @@ class RunSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    not_article: int = 0  # pages reached as articles that are lists or section indexes
     url_duplicates: int = 0
     reprints: int = 0
     gone: int = 0
@@ -60,7 +61,8 @@ class RunSummary:
         failed = {key.removeprefix("cyz/failed/"): int(v) for key, v in stats.items()
                   if key.startswith("cyz/failed/") and v}
         return cls(fetched=n("fetched") + n("not_modified"), new=n("new"), updated=n("updated"),
-                   unchanged=n("unchanged"), url_duplicates=n("url_duplicates"),
+                   unchanged=n("unchanged"), not_article=n("not_article"),
+                   url_duplicates=n("url_duplicates"),
                    reprints=n("reprints"), gone=n("gone"), list_pages=n("list_pages"),
                    list_pages_capped=n("list_pages_capped"),
                    failed=dict(sorted(failed.items())), not_stored=n("not_stored"),
@@ -149,6 +151,8 @@ class RunSummary:
                 ("unchanged", self.unchanged), ("URL duplicates", self.url_duplicates),
                 ("reprints", self.reprints), ("gone", self.gone), ("failed", self.failed_total)]
         rows += [(f"  failed: {reason}", count) for reason, count in self.failed.items()]
+        if self.not_article:
+            rows.append(("not articles (list pages)", self.not_article))
         if self.not_stored:
             rows.append(("not stored", self.not_stored))
         if self.list_pages_capped:
@@ -162,7 +166,8 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
-                "unchanged": self.unchanged, "url_duplicates": self.url_duplicates,
+                "unchanged": self.unchanged, "not_article": self.not_article,
+                "url_duplicates": self.url_duplicates,
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
                 "list_pages_capped": self.list_pages_capped, "failed": self.failed,
                 "not_stored": self.not_stored, "interrupted": self.interrupted,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from cyz.pipelines import rules
 from cyz.pipelines.document import node_lines, page_lines
 from cyz.pipelines.lines import NO_ORIGIN, clean_value, metadata_from_line
 from cyz.text import HAN_UNIFIED_CHARS, nospace, squash
@@ -159,7 +160,7 @@ def page_credits(doc, body, header: list[str], body_lines: list[str], body_field
             for name, value in metadata_from_line(line).items():
                 header_fields.setdefault(name, value)
     fields = {**body_fields, **header_fields}
-    for line in footer_lines(doc, body):
+    for line in footer_lines(doc, body) if rules.on("byline.footer") else ():
         for name, value in metadata_from_line(line).items():
             fields.setdefault(name, value)
     if "origin" not in fields:
@@ -173,7 +174,8 @@ def page_credits(doc, body, header: list[str], body_lines: list[str], body_field
                 fields["origin"] = script_vars[key]
                 break
     if "origin" not in fields:
-        found = source_element(doc, header) or origin_near_date(header)
+        found = (source_element(doc, header) if rules.on("byline.source_element") else None) or (
+            origin_near_date(header) if rules.on("byline.near_date") else None)
         if found:
             fields["origin"] = found
     if fields.get("author") and fields["author"] == fields.get("origin"):

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+from cyz.pipelines import rules
+
 CST = timezone(timedelta(hours=8))
 
 # Meta names/properties/itemprops that carry the publication time, best first.
@@ -400,7 +402,7 @@ def decide_published(
             break
 
     on_byline = byline_date(byline, url, reference, context, limit) if byline else None
-    if on_byline and meta_hit and on_byline.when.date() != meta_hit[0].date():
+    if on_byline and meta_hit and on_byline.when.date() != meta_hit[0].date() and rules.on("dates.byline_over_meta"):
         return Published(iso(on_byline.when), "byline")
 
     joined = f"{byline}\n{text}" if byline else text
@@ -420,13 +422,13 @@ def decide_published(
         return Published(iso(best.when), where)
     if meta_hit:
         return Published(iso(meta_hit[0]), f"meta:{meta_key}")
-    if best and from_url and best.when.date() != from_url.date():
+    if best and from_url and best.when.date() != from_url.date() and rules.on("dates.url_over_text"):
         # The URL is written by the CMS at publication; a differing text date is more
         # likely a "today" widget or a date mentioned in passing.
         return Published(iso(from_url), "url")
     if best:
         return Published(iso(best.when), where)
-    from_state = state_date(state, title, limit)
+    from_state = state_date(state, title, limit) if rules.on("dates.state") else None
     if from_state:
         # State often holds UTC ("…T00:31:40.109Z"); the page's own day is Beijing's.
         when = from_state[0].astimezone(CST)
@@ -434,7 +436,7 @@ def decide_published(
             return Published(iso(when), "state")
     if from_url:
         return Published(iso(from_url), "url")
-    guessed = html_date(html, url, limit)
+    guessed = html_date(html, url, limit) if rules.on("dates.htmldate") else None
     if guessed:
         return Published(iso(guessed), "htmldate")
     relative = relative_date(joined or "", fetched or datetime.now(CST))

@@ -14,6 +14,7 @@ import re
 import lxml.html
 from lxml import etree
 
+from cyz.pipelines import rules
 from cyz.pipelines.lines import Line
 from cyz.text import HAN, nospace, squash
 
@@ -162,7 +163,7 @@ def collect_script_vars(doc) -> dict[str, str]:
                 data = json.loads(code)
             except ValueError:
                 continue
-            published = _jsonld_published(data)
+            published = _jsonld_published(data) if rules.on("document.jsonld") else None
             if published:
                 found.setdefault("datepublished", published)
     return found
@@ -215,7 +216,8 @@ def clean_tree(doc) -> None:
     for el in list(doc.iter()):
         if not isinstance(el.tag, str) or el.getparent() is None:
             continue
-        if _HIDDEN.search(el.get("style", "")) and len(HAN.findall(el.text_content())) < 2000:
+        if _HIDDEN.search(el.get("style", "")) and len(HAN.findall(el.text_content())) < 2000 \
+                and rules.on("document.drop_hidden"):
             el.drop_tree()
 
 

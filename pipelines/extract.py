@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from cyz.pipelines.body import choose_body, prune_boilerplate
+from cyz.pipelines import rules
+from cyz.pipelines.body import choose_body, not_article_reason, prune_boilerplate
 from cyz.pipelines.byline import byline_in_body, header_lines, labelled_dates, page_credits
 from cyz.pipelines.dates import Published, decide_published, parse_date
 from cyz.pipelines.document import (
@@ -56,6 +57,7 @@ class Extracted:
     author: str | None        # 作者/记者
     editor: str | None        # 责任编辑/编辑/审发 (first named)
     published_from: str | None = None  # the evidence that won (see dates.Published)
+    not_article: str | None = None  # why the page is a list or index, not an article
 
 
 def _finish(title: str, body: list[str], fields: dict[str, str], published: Published) -> Extracted:
@@ -87,7 +89,7 @@ def extract_html(
     all_lines = page_lines(doc)
     title = pick_title(doc, meta, script_vars, headlines, all_lines)
 
-    body = choose_body(doc, body_selector)
+    body = choose_body(doc, body_selector, title)
     header = header_lines(doc, body, title, all_lines)
     # Time/date elements anywhere (some templates put the date under the article).
     dated = [squash(el.text_content()) for el in doc.xpath(
@@ -101,7 +103,7 @@ def extract_html(
     # Agreement with trafilatura: when our candidate is thin or disagrees badly, the
     # other one may have found the article.
     ours_text = "\n".join(ours)
-    if len(nospace(ours_text)) < 200 and not body_selector:
+    if len(nospace(ours_text)) < 200 and not body_selector and rules.on("extract.fallback"):
         traf, _ = trafilatura_lines(html, url)
         traf_body, traf_fields = apply_line_rules([Line(t) for t in traf], title)
         if len(nospace("".join(traf_body))) > 2 * len(nospace(ours_text)):
@@ -126,7 +128,9 @@ def extract_html(
     published = decide_published(
         date_meta, "\n".join(ours[:3] + dated[:10]), url, reference, context=html,
         byline="\n".join(header), state=state, title=title, fetched=fetched, html=html)
-    return _finish(title, ours, fields, published)
+    done = _finish(title, ours, fields, published)
+    done.not_article = not_article_reason(doc, done.text)
+    return done
 
 
 def extract_text(text: str, url: str | None = None, fetched: datetime | None = None) -> Extracted:

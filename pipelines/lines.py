@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cyz.pipelines import rules
 from cyz.text import HAN, HAN_UNIFIED_CHARS, nospace, squash
 
 PUNCT = re.compile(r"[，。；！？、：,;“”]")
@@ -234,7 +235,7 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
         seen_chars += len(key)
         if not key:
             continue
-        closing = _CLOSING_CREDIT.search(text)
+        closing = _CLOSING_CREDIT.search(text) if rules.on("lines.closing_credit") else None
         if closing:
             for name, value in metadata_from_line(closing.group().strip()).items():
                 fields.setdefault(name, value)
@@ -244,12 +245,13 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
             for name, value in found.items():
                 fields.setdefault(name, value)
             # The editor credit closes an article; what follows is the site's.
-            if "editor" in found and out and seen_chars > 0.5 * total and not _story_follows(lines, index):
+            if "editor" in found and out and seen_chars > 0.5 * total and rules.on("lines.editor_ends") \
+                    and not _story_follows(lines, index):
                 break
             continue
         # Short markers ("举报", "往期") end the article only as lines of their own; a
         # longer line must open with an unambiguous phrase ("相关阅读：…", "版权声明…").
-        if _TAIL_START.match(text) and (len(key) <= 12 or (len(key) <= 60 and _TAIL_PHRASE.match(text))
+        if rules.on("lines.tail") and _TAIL_START.match(text) and (len(key) <= 12 or (len(key) <= 60 and _TAIL_PHRASE.match(text))
                                         or _TAIL_ANY_LENGTH.match(text)):
             # An early share bar or toolbar is dropped; past the lead it ends the article.
             if out and seen_chars > 0.3 * total or sum(len(o) for o in out) > 200:
@@ -259,13 +261,13 @@ def apply_line_rules(lines: list[Line], title: str = "") -> tuple[list[str], dic
             continue
         if _MORE_LINK.search(text):
             continue
-        if WIDGET_LINE.match(key):
+        if WIDGET_LINE.match(key) and rules.on("lines.widgets"):
             continue
         if _IMAGE_NAME.match(text) or is_mojibake(text) or is_list_spam(text) or is_place_list(text):
             continue
         if title_key and (key == title_key or (len(key) >= 6 and key in title_key and not out)):
             continue
-        if ln.link_chars and ln.link_chars >= 0.6 * len(key) and len(key) < 120:
+        if ln.link_chars and ln.link_chars >= 0.6 * len(key) and len(key) < 120 and rules.on("lines.link_lines"):
             continue  # link lines: related headlines, tags, navigation
         out.append(text)
     return out, fields

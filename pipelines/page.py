@@ -79,6 +79,10 @@ def _assemble(ex: Extracted, url: str, source: Source | None, fetched_at: str | 
         "text_zh": to_simplified(text)[:TEXT_LIMIT],
         "published_at": ex.published_at,
         "published_from": ex.published_from,
+        # A list or section index reached as an article: the crawl counts it and does not
+        # index it; `cyz extract --json` shows why.
+        "is_article": ex.not_article is None,
+        "not_article_reason": ex.not_article,
         "crawled_at": fetched_at or now_iso(),
         "gone_at": None,
         "language": detect_language(sample),

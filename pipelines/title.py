@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from cyz.pipelines import rules
 from cyz.text import nospace, squash
 
 # Separators between a headline and the site's name. A bare hyphen between two ASCII
@@ -30,7 +31,7 @@ def strip_site_suffix(title: str, site_name: str | None = None) -> str:
     """`title` without the site's name after (or before) it."""
     title = squash(title)
     site = squash(site_name)
-    if site and title != site and title.endswith(site):
+    if site and title != site and title.endswith(site) and rules.on("title.site_name"):
         # The site's own name, with the separator before it, whatever that separator is.
         rest = title[: -len(site)].rstrip()
         stripped = re.sub(r"(?:_{1,2}|\|{1,2}|｜|-{1,2}|—{1,2}|–|::)$", "", rest).rstrip()
@@ -110,7 +111,7 @@ def pick_title(doc, meta: dict[str, str], script_vars: dict[str, str],
         candidates.append(above)
     # An on-page headline that the <title> contains.
     best = ""
-    if head_key:
+    if head_key and rules.on("title.headline_in_title"):
         for text in candidates:
             key = nospace(text)
             if len(key) < 4 or len(key) > 200:
@@ -119,7 +120,8 @@ def pick_title(doc, meta: dict[str, str], script_vars: dict[str, str],
                 best = text
     if best:
         return best
-    if above and _looks_like_a_name(head_title, site_name) and nospace(above) in {
+    if above and rules.on("title.above_date") and _looks_like_a_name(head_title, site_name) \
+            and nospace(above) in {
             nospace(t) for t in headlines}:
         return above
     for value in (meta.get("og:title"), meta.get("twitter:title")):
