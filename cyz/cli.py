@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from datetime import date
 from pathlib import Path
@@ -173,6 +174,7 @@ def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
 
     sources = _select(_load(sources_file), source_ids)
     data_dir = paths.data_dir()
+    _check_search_engine(data_dir)
     try:
         summary = run(sources, data_dir=data_dir, max_pages=max_pages,
                       progress=_progress_printer(), wait=wait, on_wait=print_waiting,
@@ -184,6 +186,22 @@ def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
     else:
         out.print(summary.table())
     _finish_run(summary)
+
+
+def _check_search_engine(data_dir: Path) -> None:
+    """`cyz crawl` on Elasticsearch/OpenSearch: credentials the engine refuses, or that
+    may not write its indices, stop the crawl before it fetches (exit 2, one line naming
+    the setting). An unreachable engine does not: the crawl spools what it fetches and
+    the next run indexes it."""
+    from cyz.index.search_engine import EngineUnavailable
+    from cyz.scheduling import check_engine
+
+    if load_settings().engine == "sqlite":
+        return
+    try:
+        check_engine(data_dir)
+    except EngineUnavailable:
+        pass
 
 
 def _progress_printer():
@@ -593,12 +611,17 @@ def index_group() -> None:
 
 @index_group.command("init")
 def index_init() -> None:
-    """Create the index if missing (idempotent)."""
+    """Create the index if missing (idempotent).
+
+    On Elasticsearch/OpenSearch it puts the templates, creates the indices and adds new
+    fields to their mappings, with the admin credentials when set (CYZ_ES_ADMIN_API_KEY,
+    CYZ_OPENSEARCH_ADMIN_USER; docs/roles.md).
+    """
     from cyz.index import open_engine
 
-    engine = open_engine()
+    engine = open_engine(admin=True)  # CYZ_ES_ADMIN_API_KEY & co. when set (docs/roles.md)
     try:
-        engine.ensure_ready()  # an unreachable engine is an error here, not a spool
+        engine.admin_init()  # an unreachable engine is an error here, not a spool
     finally:
         engine.close()
     out.print(f"{engine.name} index ready")
@@ -693,7 +716,7 @@ def index_migrate(drop_old, wait) -> None:
 
     # No crawl may write while the index moves (the same lock as crawls).
     with data_dir_lock(paths.data_dir(), "migrate", wait=wait, on_wait=print_waiting):
-        engine = open_engine()
+        engine = open_engine(admin=True)  # the admin credentials when set (docs/roles.md)
         try:
             moved = engine.migrate(drop_old=drop_old,
                                    progress=lambda line: err.print(line, markup=False))
@@ -1066,6 +1089,11 @@ def kibana_import(files, url, space, as_json) -> None:
     from cyz.kibana import KibanaError, default_files, env_settings, import_saved_objects
 
     settings = env_settings()
+    if not (settings["api_key"] or settings["username"]):
+        # No Kibana login of its own: the operator's admin API key (docs/roles.md).
+        import os
+
+        settings["api_key"] = os.environ.get("CYZ_ES_ADMIN_API_KEY") or None
     url = url or settings.pop("kibana_url", None)
     settings.pop("kibana_url", None)
     if not url:
@@ -1073,7 +1101,12 @@ def kibana_import(files, url, space, as_json) -> None:
     try:
         summary = import_saved_objects(url, list(files) or default_files(), space=space, **settings)
     except KibanaError as exc:
-        _fail(str(exc), 1)
+        hint = ""
+        if ": HTTP 401:" in str(exc) or ": HTTP 403:" in str(exc):
+            hint = ("; `cyz kibana import` needs Kibana write rights: set CYZ_KIBANA_API_KEY, "
+                    "CYZ_KIBANA_USER/CYZ_KIBANA_PASSWORD or CYZ_ES_ADMIN_API_KEY for it "
+                    "(docs/roles.md)")
+        _fail(str(exc) + hint, 1)
     if as_json:
         _print_json(summary)
     else:
@@ -1089,10 +1122,192 @@ def schedule() -> None:
     then alerts; digests at their times; maintenance every 6 hours. A crawl
     missed while it was down (run history) is caught up once at start.
     SIGTERM/SIGINT: a running crawl stores what it fetched, then exit 0.
-    """
-    from cyz.scheduling import run_forever
 
-    run_forever()
+    \b
+    At start it checks the settings, the config files, the mail server of
+    enabled alert rules, and that the index can be reached and written with
+    the configured credentials: exit 2 naming what to fix, 1 when the engine
+    does not answer, 4 when the SQLite index cannot be written.
+    """
+    from cyz.exit_codes import ExitCode
+    from cyz.scheduling import run_forever
+    from cyz.storage import StorageError
+
+    try:
+        run_forever()
+    except StorageError as exc:  # the SQLite index cannot be written (start-up check)
+        _fail(str(exc), ExitCode.NOT_STORED)
+
+
+# -- backups (docs/backup.md) ----------------------------------------------------------
+
+@main.command()
+@click.argument("backup_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's manifest as JSON.")
+def backup(backup_dir, as_json) -> None:
+    """Back up the data dir into DIR, consistently, even while a crawl runs.
+
+    Copies the search index, crawl state, reprint index, run history and alerts
+    outbox with SQLite's online backup API, the spool and other files, and the raw
+    page archive incrementally: a backup into a DIR that holds an earlier one adds
+    only the new page versions. Writes DIR/manifest.json (versions, counts, sizes,
+    checksums). `cyz restore DIR` brings it back. See docs/backup.md.
+
+    \b
+    Exit status: 0 done, 1 the backup could not be written (e.g. an unwritable
+    DIR), 2 DIR is inside the data dir or is a non-empty directory that is not a
+    cyz backup, 5 another backup into DIR is running.
+    """
+    from cyz.backup import BackupError, human_bytes
+    from cyz.backup import backup as run
+    from cyz.exit_codes import ExitCode
+
+    data_dir = paths.data_dir()
+    engine = load_settings().engine
+    try:
+        result = run(data_dir, backup_dir, engine=engine,
+                     progress=lambda line: err.print(line, markup=False, soft_wrap=True))
+    except BackupError as exc:
+        _fail(str(exc), exc.code)
+    except (OSError, sqlite3.Error) as exc:
+        where = exc.filename if isinstance(exc, OSError) and exc.filename else backup_dir
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _fail(f"cannot back up {data_dir} to {where}: {reason}", ExitCode.ERROR)
+    manifest = result.manifest
+    if as_json:
+        _print_json(manifest)
+        return
+    table = Table("file", "what", "rows", "size", "this backup",
+                  title=f"backup of {data_dir} in {Path(backup_dir).resolve()}")
+    others = {"count": 0, "bytes": 0, "copied": 0}
+    for name, facts in manifest["files"].items():
+        if facts["kind"] == "file":
+            others["count"] += 1
+            others["bytes"] += facts["bytes"]
+            others["copied"] += facts["copied"]
+            continue
+        if facts["kind"] == "spool":
+            rows, what, done = f"{facts.get('lines', '-')}", "spool", \
+                ("copied" if facts["copied"] else "unchanged")
+        elif "added" in facts:
+            rows = f"{facts['tables'].get('versions', 0)} versions of {facts['articles']} articles"
+            what, done = facts["what"], f"+{facts['added']} new, -{facts['removed']} pruned"
+        else:
+            rows = ", ".join(f"{n} {t}" for t, n in facts["tables"].items())
+            what, done = facts["what"], "copied"
+        table.add_row(escape(name), what, rows, human_bytes(facts["bytes"]), done)
+    if others["count"]:
+        table.add_row("other files", "", str(others["count"]), human_bytes(others["bytes"]),
+                      f"{others['copied']} copied")
+    out.print(table)
+    if engine != "sqlite":
+        _warn(f"CYZ_ENGINE is {engine}: the records in {engine} are not in this backup; "
+              "snapshot the engine too (docs/production.md)")
+    out.print(f"backup complete: {manifest['totals']['files']} file(s), "
+              f"{human_bytes(manifest['totals']['bytes'])}; restore with `cyz restore {backup_dir}`")
+
+
+@main.command()
+@click.argument("backup_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--force", is_flag=True,
+              help="Replace the contents of a data dir that is not empty.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only verify the backup (manifest, checksums, integrity); copy nothing.")
+def restore(backup_dir, force, check_only) -> None:
+    """Bring the data dir (CYZ_DATA_DIR) back from a backup made by `cyz backup`.
+
+    Verifies DIR's manifest, every file's checksum and each database's
+    `PRAGMA integrity_check` before copying anything. Refuses a data dir that a
+    crawl, re-extraction, migration or prune is using, and one that is not empty
+    unless --force. Stop the scheduler first.
+
+    \b
+    Exit status: 0 restored (or verified), 1 the backup is damaged or could not be
+    copied, 2 no backup in DIR or the data dir is not empty (without --force),
+    5 the data dir is in use.
+    """
+    from cyz.backup import BackupError, human_bytes, verify
+    from cyz.backup import restore as run
+    from cyz.exit_codes import ExitCode
+
+    def say(line: str) -> None:
+        err.print(line, markup=False, soft_wrap=True)
+
+    try:
+        if check_only:
+            manifest = verify(backup_dir, say)
+            out.print(f"backup {backup_dir} is intact: taken {manifest['created_at']} of "
+                      f"{manifest['source_data_dir']}, {len(manifest['files'])} file(s)")
+            return
+        data_dir = paths.data_dir()
+        manifest = run(backup_dir, data_dir, force=force, progress=say)
+    except BackupError as exc:
+        _fail(str(exc), exc.code)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _fail(f"cannot restore {backup_dir}: {reason}", ExitCode.ERROR)
+    table = Table("file", "rows", "size", title=f"restored into {data_dir}")
+    plain = [facts for facts in manifest["files"].values() if facts["kind"] == "file"]
+    for name, facts in manifest["files"].items():
+        if facts["kind"] != "file":
+            rows = ", ".join(f"{n} {t}" for t, n in facts.get("tables", {}).items())
+            table.add_row(escape(name), rows or str(facts.get("lines", "")),
+                          human_bytes(facts["bytes"]))
+    if plain:
+        table.add_row("other files", str(len(plain)), human_bytes(sum(f["bytes"] for f in plain)))
+    out.print(table)
+    out.print(f"restored the backup of {manifest['source_data_dir']} taken "
+              f"{manifest['created_at']} (cyz {manifest['cyz_version']}) into {data_dir}")
+
+
+@main.command()
+@click.option("--older-than", "days", required=True, type=click.IntRange(min=0), metavar="DAYS",
+              help="Delete raw page versions fetched more than DAYS days ago.")
+@click.option("--keep-latest", is_flag=True,
+              help="Keep the newest version of every article (prune only superseded ones).")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {dry_run, cutoff, versions, articles, raw_gone, bytes, by_source, "
+                   "sample}.")
+@click.option("--wait", is_flag=True, help=_WAIT_HELP)
+def prune(days, keep_latest, dry_run, as_json, wait) -> None:
+    """Delete old raw HTML from the archive; the records stay searchable.
+
+    Raw page versions fetched more than DAYS days ago go (with --keep-latest only
+    those a newer version superseded). The index is not touched. `cyz reextract`
+    skips records whose raw page is gone; `cyz history` shows the versions left.
+    Holds the data dir's lock like a crawl (exit 5 while one runs).
+    """
+    from cyz.backup import human_bytes
+    from cyz.backup import prune as run
+    from cyz.lock import print_waiting
+
+    report = run(paths.data_dir(), days, dry_run=dry_run, keep_latest=keep_latest, wait=wait,
+                 on_wait=print_waiting)
+    if as_json:
+        _print_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(f"{verb} {report['versions']} raw page version(s) of {report['articles']} "
+              f"article(s) fetched before {report['cutoff'][:10]}: "
+              f"{human_bytes(report['bytes'])} compressed")
+    if report["by_source"]:
+        table = Table("source", "versions", "articles", "bytes")
+        for source_id, row in report["by_source"].items():
+            table.add_row(escape(source_id), str(row["versions"]), str(row["articles"]),
+                          human_bytes(row["bytes"]))
+        out.print(table)
+        for page in report["sample"]:
+            out.print(f"  v{page['version']}  {page['fetched_at'][:10]}  {escape(page['url'])}",
+                      markup=True)
+        if report["versions"] > len(report["sample"]):
+            out.print(f"  … and {report['versions'] - len(report['sample'])} more")
+    if report["raw_gone"]:
+        out.print(f"{report['raw_gone']} article(s) {'would have' if dry_run else 'have'} no raw "
+                  "page left: their records stay; `cyz reextract` skips them")
+    if not dry_run and report["versions"]:
+        out.print(f"raw archive: {human_bytes(report['file_bytes_before'])} → "
+                  f"{human_bytes(report['file_bytes_after'])}")
 
 
 if __name__ == "__main__":

@@ -280,17 +280,33 @@ def nightly_crawl() -> None:
     NightlyScheduler(paths.config_dir(), paths.data_dir(), load_settings()).crawl_job()
 
 
+def check_engine(data_dir: Path, name: str | None = None) -> None:
+    """The engine answers and the credentials may write its indices, now rather than at
+    02:00 (`Engine.check_writable`). Raises, with one line naming the engine's URL and
+    the setting to fix: EngineUnavailable (`cyz` exits 1), AccessDenied or
+    EngineMisconfigured (exit 2), StorageError for an unwritable SQLite index (exit 4)."""
+    from cyz.index import open_engine
+
+    engine = open_engine(name, data_dir)
+    try:
+        engine.check_writable()
+    finally:
+        engine.close()
+
+
 def run_forever() -> None:
     """`cyz schedule`: check everything, then run the jobs until SIGTERM/SIGINT."""
     from cyz.alerts import check_ready
 
     # Every CYZ_* setting and every config file, alert rules and their mail settings
     # included, are checked at start-up, not at 02:00 (ConfigError / SettingsError:
-    # `cyz schedule` exits 2 naming the file or variable). The config dir is pinned, so
-    # each night's crawl reads the dir checked here.
+    # `cyz schedule` exits 2 naming the file or variable); so are the engine and its
+    # credentials (`check_engine`). The config dir is pinned, so each night's crawl
+    # reads the dir checked here.
     settings = load_settings()
     config = load_config(paths.config_dir())
     check_ready(config, settings)
+    check_engine(paths.data_dir())
     config_dir = paths.pin_config_dir(config.dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     nightly = NightlyScheduler(config_dir, paths.data_dir(), settings)

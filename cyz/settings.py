@@ -189,12 +189,20 @@ class Settings(BaseModel):
     es_password: SecretStr | None = Field(None, alias="CYZ_ES_PASSWORD")
     es_ca_certs: File | None = Field(None, alias="CYZ_ES_CA_CERTS")
     es_verify_certs: Flag = Field(True, alias="CYZ_ES_VERIFY_CERTS")
+    # The operator's credentials for `cyz index init`, `cyz index migrate` (and, when no
+    # CYZ_KIBANA_* login is set, `cyz kibana import`): role cyz_admin of docs/roles.md.
+    # Unset: those commands use the normal credentials above.
+    es_admin_api_key: SecretStr | None = Field(None, alias="CYZ_ES_ADMIN_API_KEY")
+    es_admin_user: str | None = Field(None, alias="CYZ_ES_ADMIN_USER")
+    es_admin_password: SecretStr | None = Field(None, alias="CYZ_ES_ADMIN_PASSWORD")
 
     opensearch_url: Url | None = Field(None, alias="CYZ_OPENSEARCH_URL")
     opensearch_user: str | None = Field(None, alias="CYZ_OPENSEARCH_USER")
     opensearch_password: SecretStr | None = Field(None, alias="CYZ_OPENSEARCH_PASSWORD")
     opensearch_ca_certs: File | None = Field(None, alias="CYZ_OPENSEARCH_CA_CERTS")
     opensearch_verify_certs: Flag = Field(True, alias="CYZ_OPENSEARCH_VERIFY_CERTS")
+    opensearch_admin_user: str | None = Field(None, alias="CYZ_OPENSEARCH_ADMIN_USER")
+    opensearch_admin_password: SecretStr | None = Field(None, alias="CYZ_OPENSEARCH_ADMIN_PASSWORD")
 
     kibana_url: Url | None = Field(None, alias="CYZ_KIBANA_URL")
     kibana_api_key: SecretStr | None = Field(None, alias="CYZ_KIBANA_API_KEY")

@@ -110,6 +110,18 @@ class Engine(ABC):
         that spool while unreachable override it."""
         self.init()
 
+    def admin_init(self) -> None:
+        """`cyz index init`: create or update what the index needs, failing when it
+        cannot be used now. The search engines do it with the admin credentials
+        (docs/roles.md); elsewhere it is `ensure_ready`."""
+        self.ensure_ready()
+
+    def check_writable(self) -> None:
+        """The start-up check of `cyz schedule` (and of `cyz crawl` on a search engine):
+        raise, with one line naming what to fix, unless the index can be reached and
+        written with the configured credentials now. Writes no record."""
+        self.ensure_ready()
+
     @abstractmethod
     def write(self, records: Iterable[dict]) -> int:
         """Insert or replace records by `id` (each validated against `cyz.record.Article`:

@@ -1,7 +1,10 @@
 """Elasticsearch 8 engine: the shared `SearchEngine` over the official `elasticsearch` client.
 
 Configured from the environment only: `CYZ_ES_URL`, `CYZ_ES_API_KEY` (or `CYZ_ES_USER`
-and `CYZ_ES_PASSWORD`), `CYZ_ES_CA_CERTS`, `CYZ_ES_VERIFY_CERTS` (default on).
+and `CYZ_ES_PASSWORD`), `CYZ_ES_CA_CERTS`, `CYZ_ES_VERIFY_CERTS` (default on). The admin
+commands (`cyz index init`, `cyz index migrate`) use `CYZ_ES_ADMIN_API_KEY` (or
+`CYZ_ES_ADMIN_USER`/`CYZ_ES_ADMIN_PASSWORD`) when set, else the normal credentials
+(docs/roles.md: the nightly key may not manage indices).
 """
 
 from __future__ import annotations
@@ -51,13 +54,21 @@ class ElasticsearchClient(Client):
             return EngineMisconfigured(f"{what}: TLS verification failed ({exc}); "
                                        "set CYZ_ES_CA_CERTS to the cluster's CA certificate")
         if isinstance(exc, EsApiError):
+            if exc.meta.status in (401, 403):
+                return self.denied(exc.meta.status, exc.body, what)
             return ApiError(exc.meta.status, exc.body, what)
         if isinstance(exc, TransportConnectionError | ConnectionTimeout):
             return EngineUnavailable(f"{what}: {exc}")
         return exc
 
+    url_setting = "CYZ_ES_URL"
+    user_settings = "CYZ_ES_API_KEY (or CYZ_ES_USER/CYZ_ES_PASSWORD)"
+    admin_settings = "CYZ_ES_ADMIN_API_KEY (or CYZ_ES_ADMIN_USER/CYZ_ES_ADMIN_PASSWORD)"
+
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> ElasticsearchClient:
+    def from_env(cls, environ: dict | None = None, *, admin: bool = False) -> ElasticsearchClient:
+        """A client with the normal credentials, or with `admin` the admin ones when
+        they are set (else the normal ones)."""
         from elasticsearch import Elasticsearch
 
         env = os.environ if environ is None else environ
@@ -65,15 +76,24 @@ class ElasticsearchClient(Client):
         if not url:
             raise ConfigError("CYZ_ENGINE=elasticsearch needs CYZ_ES_URL (e.g. https://localhost:9200)")
         options: dict = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 2}
-        if env.get("CYZ_ES_API_KEY"):
-            options["api_key"] = env["CYZ_ES_API_KEY"]
-        elif env.get("CYZ_ES_USER"):
-            options["basic_auth"] = (env["CYZ_ES_USER"], env.get("CYZ_ES_PASSWORD", ""))
+        use_admin = admin and bool(env.get("CYZ_ES_ADMIN_API_KEY") or env.get("CYZ_ES_ADMIN_USER"))
+        key, user = ("CYZ_ES_ADMIN_API_KEY", "CYZ_ES_ADMIN_USER") if use_admin else \
+            ("CYZ_ES_API_KEY", "CYZ_ES_USER")
+        credentials = None
+        if env.get(key):
+            options["api_key"] = env[key]
+            credentials = key
+        elif env.get(user):
+            password = user.replace("_USER", "_PASSWORD")
+            options["basic_auth"] = (env[user], env.get(password, ""))
+            credentials = f"{user}/{password}"
         if env.get("CYZ_ES_CA_CERTS"):
             options["ca_certs"] = env["CYZ_ES_CA_CERTS"]
         if url.startswith("https"):
             options["verify_certs"] = _flag(env.get("CYZ_ES_VERIFY_CERTS"))
-        return cls(Elasticsearch(url, **options))
+        client = cls(Elasticsearch(url, **options))
+        client.url, client.credentials, client.admin = url, credentials, use_admin
+        return client
 
     def request(self, method: str, path: str, body: object = None,
                 params: dict | None = None) -> dict:
@@ -107,5 +127,6 @@ class ElasticsearchClient(Client):
         self.es.close()
 
 
-def open_elasticsearch(data_dir: Path) -> SearchEngine:
-    return SearchEngine(ElasticsearchClient.from_env(), data_dir, os.environ.get("CYZ_INDEX_PREFIX") or "cyz")
+def open_elasticsearch(data_dir: Path, admin: bool = False) -> SearchEngine:
+    return SearchEngine(ElasticsearchClient.from_env(admin=admin), data_dir,
+                        os.environ.get("CYZ_INDEX_PREFIX") or "cyz")

@@ -107,6 +107,7 @@ ARTICLE_PROPERTIES = {
     "title_zh": _TEXT,
     "text_zh": _TEXT,
     "published_at": _DATE,
+    "published_from": _KEYWORD,  # which evidence dated the page (a filter for doubtful dates)
     "crawled_at": _DATE,
     "updated_at": _DATE,
     "indexed_at": _DATE,

@@ -1,7 +1,9 @@
 """OpenSearch 2 engine: the shared `SearchEngine` over the `opensearch-py` client.
 
 Configured from the environment only: `CYZ_OPENSEARCH_URL`, `CYZ_OPENSEARCH_USER` and
-`CYZ_OPENSEARCH_PASSWORD`, `CYZ_OPENSEARCH_CA_CERTS`, `CYZ_OPENSEARCH_VERIFY_CERTS`.
+`CYZ_OPENSEARCH_PASSWORD`, `CYZ_OPENSEARCH_CA_CERTS`, `CYZ_OPENSEARCH_VERIFY_CERTS`. The
+admin commands (`cyz index init`, `cyz index migrate`) log in as
+`CYZ_OPENSEARCH_ADMIN_USER`/`CYZ_OPENSEARCH_ADMIN_PASSWORD` when set.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ class OpenSearchClient(Client):
     def __init__(self, client):
         self.os = client
 
+    url_setting = "CYZ_OPENSEARCH_URL"
+    user_settings = "CYZ_OPENSEARCH_USER/CYZ_OPENSEARCH_PASSWORD"
+    admin_settings = "CYZ_OPENSEARCH_ADMIN_USER/CYZ_OPENSEARCH_ADMIN_PASSWORD"
+
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> OpenSearchClient:
+    def from_env(cls, environ: dict | None = None, *, admin: bool = False) -> OpenSearchClient:
+        """A client with the normal login, or with `admin` the admin login when it is set."""
         from opensearchpy import OpenSearch
 
         env = os.environ if environ is None else environ
@@ -39,13 +46,20 @@ class OpenSearchClient(Client):
         if not url:
             raise ConfigError("CYZ_ENGINE=opensearch needs CYZ_OPENSEARCH_URL (e.g. http://localhost:9200)")
         options: dict = {"timeout": 30, "retry_on_timeout": True, "max_retries": 2}
-        if env.get("CYZ_OPENSEARCH_USER"):
-            options["http_auth"] = (env["CYZ_OPENSEARCH_USER"], env.get("CYZ_OPENSEARCH_PASSWORD", ""))
+        use_admin = admin and bool(env.get("CYZ_OPENSEARCH_ADMIN_USER"))
+        user = "CYZ_OPENSEARCH_ADMIN_USER" if use_admin else "CYZ_OPENSEARCH_USER"
+        password = user.replace("_USER", "_PASSWORD")
+        credentials = None
+        if env.get(user):
+            options["http_auth"] = (env[user], env.get(password, ""))
+            credentials = f"{user}/{password}"
         if env.get("CYZ_OPENSEARCH_CA_CERTS"):
             options["ca_certs"] = env["CYZ_OPENSEARCH_CA_CERTS"]
         if url.startswith("https"):
             options["verify_certs"] = _flag(env.get("CYZ_OPENSEARCH_VERIFY_CERTS"))
-        return cls(OpenSearch([url], **options))
+        client = cls(OpenSearch([url], **options))
+        client.url, client.credentials, client.admin = url, credentials, use_admin
+        return client
 
     def request(self, method: str, path: str, body: object = None,
                 params: dict | None = None) -> dict:
@@ -61,6 +75,9 @@ class OpenSearchClient(Client):
             raise EngineUnavailable(f"{method} {path}: {exc}") from None
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
+            if status in (401, 403):  # the security plugin's 401 body is plain text
+                body = exc.info if exc.info is not None else exc.error
+                raise self.denied(status, body, f"{method} {path}") from None
             raise ApiError(status, exc.info, f"{method} {path}") from None
         return result if isinstance(result, dict) else {}
 
@@ -81,5 +98,6 @@ class OpenSearchClient(Client):
         self.os.close()
 
 
-def open_opensearch(data_dir: Path) -> SearchEngine:
-    return SearchEngine(OpenSearchClient.from_env(), data_dir, os.environ.get("CYZ_INDEX_PREFIX") or "cyz")
+def open_opensearch(data_dir: Path, admin: bool = False) -> SearchEngine:
+    return SearchEngine(OpenSearchClient.from_env(admin=admin), data_dir,
+                        os.environ.get("CYZ_INDEX_PREFIX") or "cyz")

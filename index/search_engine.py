@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,23 @@ class ApiError(RuntimeError):
         super().__init__(f"{what}: HTTP {status}: {_reason(body)}")
 
 
+class AccessDenied(ApiError, EngineMisconfigured):
+    """HTTP 401 (credentials refused) or 403 (a privilege missing). Retrying cannot
+    help: the message names the engine's URL and the setting to fix (`cyz` exits 2)."""
+
+    def __init__(self, status: int, body: object, message: str):
+        ApiError.__init__(self, status, body, "")
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def safe_url(url: str) -> str:
+    """A URL as a message may show it: without a password."""
+    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
 def _reason(body: object) -> str:
     if isinstance(body, dict):
         error = body.get("error")
@@ -127,6 +145,29 @@ class Client:
     """What an engine needs from its client library. Subclasses wrap one library."""
 
     name = "?"
+    url = "?"  # the engine's URL (may hold a password: show it through `safe_url`)
+    url_setting = "?"  # the setting that names it (CYZ_ES_URL, CYZ_OPENSEARCH_URL)
+    # The setting(s) the credentials in use came from (None: none sent), the settings of
+    # the normal (nightly) credentials, and of the admin credentials (docs/roles.md).
+    credentials: str | None = None
+    user_settings = "?"
+    admin_settings = "?"
+    admin = False  # the credentials in use are the admin ones
+
+    def denied(self, status: int, body: object, what: str) -> AccessDenied:
+        """Our one-line error for an HTTP 401 or 403 answer to `what` (METHOD PATH)."""
+        where = f"{self.name} at {safe_url(self.url)}"
+        reason = _reason(body)
+        if status == 401:
+            if self.credentials is None:
+                fix = f"it needs credentials: set {self.user_settings}"
+            else:
+                fix = f"check {self.credentials} (a wrong, expired or deleted key or password)"
+            return AccessDenied(status, body, f"{where} refused the credentials (HTTP 401 on "
+                                f"{what}: {reason}): {fix} (docs/roles.md)")
+        held = self.credentials or "no credentials"
+        return AccessDenied(status, body, f"{where} denied {what} (HTTP 403: {reason}) to "
+                            f"{held}: give them the privileges of docs/roles.md")
 
     def request(self, method: str, path: str, body: object = None,
                 params: dict | None = None) -> dict:
@@ -176,18 +217,121 @@ class SearchEngine(Engine):
         self.replay()
 
     def ensure_ready(self) -> None:
-        """Like `init`, but an unreachable engine is an error (`cyz index init`)."""
+        """Like `init`, but an unreachable engine is an error (`cyz alerts`)."""
         if not self._initialised:
             try:
                 self._set_up()
             except EngineUnavailable as exc:
-                raise EngineUnavailable(f"{self.name} is unreachable ({exc})") from None
+                raise self._unreachable(exc) from None
             self.replay()
         elif not self.online:
             raise EngineUnavailable(f"{self.name} is unreachable")
 
-    def _set_up(self) -> None:
+    def admin_init(self) -> None:
+        """`cyz index init`: put the templates, create the indices, add new fields to
+        their mappings even when they look current (the admin credentials' work), then
+        replay the spool. An unreachable engine is an error."""
+        self._initialised = False
+        try:
+            with self._as_admin("`cyz index init`"):
+                self._set_up(admin=True)
+        except EngineUnavailable as exc:
+            raise self._unreachable(exc) from None
+        self.replay()
+
+    def check_writable(self) -> None:
+        """The start-up check of `cyz schedule` and `cyz crawl`: the engine answers, the
+        indices exist (made now if the credentials may), and the credentials may read,
+        write and refresh them. Nothing is written: the write probe updates a document
+        that does not exist (the engine answers 404 when the credentials may write).
+        The spool is not replayed (the run does that, under the data dir's lock)."""
+        try:
+            self._set_up()
+            for alias in self.templates:
+                self.client.request("POST", f"/{alias}/_count", {"query": {"match_all": {}}})
+                try:
+                    self.client.request("POST", f"/{alias}/_update/{WRITE_PROBE_ID}",
+                                        {"doc": {}})
+                except AccessDenied:
+                    raise
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                self.client.request("POST", f"/{alias}/_refresh")
+        except EngineUnavailable as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            self._initialised = False  # the run's own init() sets up and replays
+
+    def _unreachable(self, exc: Exception) -> EngineUnavailable:
+        return EngineUnavailable(f"{self.name} at {safe_url(self.client.url)} is unreachable "
+                                 f"({exc}): check {self.client.url_setting} and that the "
+                                 "engine runs")
+
+    @contextmanager
+    def _as_admin(self, operation: str) -> Iterator[None]:
+        """A 403 inside says which command needs the admin credentials and which setting
+        gives them (the nightly key may not manage indices: docs/roles.md)."""
+        try:
+            yield
+        except AccessDenied as exc:
+            if exc.status != 403:
+                raise
+            if self.client.admin:
+                fix = (f"the admin credentials ({self.client.credentials}) lack it: give them "
+                       "the cyz_admin role (docs/roles.md)")
+            else:
+                fix = (f"{operation} needs the admin credentials: set "
+                       f"{self.client.admin_settings} for it (docs/roles.md; the nightly "
+                       f"{self.client.credentials or 'login'} may not manage indices)")
+            raise AccessDenied(403, exc.body, f"{exc}; {fix}") from None
+
+    def _current(self) -> bool:
+        """Both aliases exist and their mappings hold every field and the `_meta` of this
+        cyz's templates: nothing for the set-up to do (read with `view_index_metadata`)."""
+        for alias, template in self.templates.items():
+            try:
+                found = self.client.request("GET", f"/{alias}/_mapping")
+            except ApiError as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            wanted = template["template"]["mappings"]
+            if len(found) != 1:
+                return False
+            (live,) = (v.get("mappings", {}) for v in found.values())
+            if live.get("_meta") != wanted.get("_meta"):
+                return False
+            if not _covers(live.get("properties", {}), wanted.get("properties", {})):
+                return False
+        return True
+
+    def _set_up(self, admin: bool = False) -> None:
         self._initialised = True
+        # The nightly credentials only read the mappings; a new index, template or field
+        # is the admin's (`cyz index init`, `cyz index migrate`).
+        if not admin and self._current():
+            self.online = True
+            return
+        try:
+            self._put_templates_and_indices()
+        except AccessDenied as exc:
+            if exc.status != 403 or admin:
+                raise
+            missing = [a for a in self.templates if not self._alias_targets(a)]
+            if missing:
+                raise AccessDenied(403, exc.body, f"{exc}; {', '.join(missing)} missing and "
+                                   f"these credentials may not create it: run `cyz index "
+                                   f"init` with {self.client.admin_settings} set "
+                                   "(docs/roles.md)") from None
+            log.warning("%s: the index mappings differ from this cyz's (mapping v%d, events "
+                        "v%d) and %s may not update them: run `cyz index init` (new fields) "
+                        "or `cyz index migrate` (changed ones) with %s set", self.name,
+                        MAPPING_VERSION, EVENTS_MAPPING_VERSION,
+                        self.client.credentials or "the login", self.client.admin_settings)
+            self.online = True
+
+    def _put_templates_and_indices(self) -> None:
         rebuild = False
         articles_existed = False
         for alias, template in self.templates.items():
@@ -541,6 +685,10 @@ class SearchEngine(Engine):
         """Reindex every alias into a new version, check counts, swap the alias atomically.
         The old index is kept unless `drop_old`. Run it while no crawl is writing."""
         self._require_online()
+        with self._as_admin("`cyz index migrate`"):
+            return self._migrate(drop_old, progress)
+
+    def _migrate(self, drop_old: bool, progress: Callable[[str], None] | None) -> dict:
         say = progress or log.info
         moved = {}
         for alias in self.templates:
@@ -598,6 +746,24 @@ class SearchEngine(Engine):
 
 # Terms buckets of `newest_by_source`: more than any config will hold.
 NEWEST_SOURCES = 10_000
+
+# The id `check_writable` updates: never an article's (those are hex hashes).
+WRITE_PROBE_ID = "cyz-write-check"
+
+
+def _covers(live: dict, wanted: dict) -> bool:
+    """Every field of `wanted` (mapping properties) is in `live` with its type, its
+    sub-fields and multi-fields too (an in-place mapping update only adds fields)."""
+    for name, spec in wanted.items():
+        have = live.get(name)
+        if not isinstance(have, dict):
+            return False
+        if have.get("type", "object") != spec.get("type", "object"):
+            return False
+        for key in ("properties", "fields"):
+            if not _covers(have.get(key, {}), spec.get(key, {})):
+                return False
+    return True
 
 
 def _version_number(index: str) -> int:

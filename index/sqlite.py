@@ -266,6 +266,18 @@ class SqliteEngine(Engine):
         with self._lock:
             self._conn()
 
+    def check_writable(self) -> None:
+        """The index file opens and takes a write (rolled back): a read-only file or
+        data dir, or a full disk, is a StorageError naming the file now."""
+        with self._using("write to the index"):
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                db.execute(f"PRAGMA user_version = {int(version)}")
+            finally:
+                _rollback(db)
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from lxml.cssselect import CSSSelector
+
 from cyz.pipelines import rules
 from cyz.pipelines.document import BLOCK_TAGS, DROP_TAGS
 from cyz.pipelines.lines import PUNCT
@@ -33,6 +35,8 @@ CMS_HINTS = (
     "#articleContent", ".article-body", ".article_body", ".post-content", ".entry-content",
     "#content_text", ".content_text", "article",
 )
+# Compiled once: translating CSS to XPath on every page cost more than the matching.
+_CMS_SELECTORS = tuple(CSSSelector(selector, translator="html") for selector in CMS_HINTS)
 
 
 def _attrs(el) -> str:
@@ -164,12 +168,8 @@ def choose_body(doc, body_selector: str | None = None, title: str = ""):
         top = _guard_short_block(top, scores, title)
     top_score = scores[top]
     # A generic CMS container that agrees with the scorer gives a cleaner boundary.
-    for selector in CMS_HINTS if rules.on("body.cms_hints") else ():
-        try:
-            found = doc.cssselect(selector)
-        except Exception:
-            continue
-        for el in found:
+    for selector in _CMS_SELECTORS if rules.on("body.cms_hints") else ():
+        for el in selector(doc):
             han = len(HAN.findall(el.text_content()))
             if han < 50 or _link_density(el) > 0.35:
                 continue

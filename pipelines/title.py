@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
+
 from cyz.pipelines import rules
 from cyz.text import nospace, squash
 
@@ -21,9 +23,12 @@ _SITE_WORDS = re.compile(
 )
 # Names of offices and sites: a <title> that is only one of these names no article.
 _ORG_NAME = re.compile(r"(?:局|委|办|辦|厅|廳|部|院|政府|网|網|站|中心|门户|門戶|报|報|台|社|协会|協會|集团|集團)$")
-# Elements that hold a headline by their name: h1–h3 and class/id words title, tit, bt.
-_HEADLINE_ATTR = re.compile(r"(?:^|[\s_-])(?:[a-z]*title|tit|bt|biaoti|headline|heading)(?:$|[\s_-])",
-                            re.IGNORECASE)
+# Elements that hold a headline by their name: h1–h3 and class/id words title, tit, bt
+# (matched by libxml2 in one pass over the tree).
+_HEADLINE_XPATH = etree.XPath(
+    "//h1 | //h2 | //h3 | //body//*[not(self::h1 or self::h2 or self::h3) and re:test("
+    "concat(' ', @class, ' ', @id, ' '), '[ _-]([a-z]*title|tit|bt|biaoti|headline|heading)[ _-]', 'i')]",
+    namespaces={"re": "http://exslt.org/regular-expressions"})
 _DATE_LINE = re.compile(r"(?:19|20)\d{2}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}|\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}")
 
 
@@ -65,11 +70,7 @@ def headline_texts(doc) -> list[str]:
     """Texts of the elements that hold a headline by their name: h1–h3 and class/id
     words title, tit, bt. Read before hidden elements are dropped (some templates hide
     the full headline and show a shortened one)."""
-    found = list(doc.iter("h1", "h2", "h3"))
-    for el in doc.iter():
-        if isinstance(el.tag, str) and el.tag not in ("h1", "h2", "h3", "html", "body", "title") and \
-                _HEADLINE_ATTR.search(f"{el.get('class', '')} {el.get('id', '')}"):
-            found.append(el)
+    found = _HEADLINE_XPATH(doc)
     return [text for text in (squash(el.text_content()) for el in found) if text]
 
 

@@ -252,6 +252,12 @@ class FakeElasticsearch(LoopbackServer):
         return [(index, doc_id, doc) for index in self._resolve(target)
                 for doc_id, doc in self.indices[index].items() if matches(query, doc_id, doc)]
 
+    def _template_of(self, index: str) -> dict:
+        for template in self.templates.values():
+            if any(fnmatch.fnmatchcase(index, p) for p in template["index_patterns"]):
+                return template["template"]["mappings"]
+        return {}
+
     def _create(self, index: str, body: dict | None) -> None:
         self.indices[index] = {}
         self._created += 1
@@ -305,6 +311,15 @@ class FakeElasticsearch(LoopbackServer):
             return missing
         if method == "PUT" and parts[1:] == ["_mapping"]:
             return self._answer(200, {"acknowledged": True})
+        if method == "GET" and parts[1:] == ["_mapping"]:  # what the matching template made
+            return self._answer(200, {i: {"mappings": self._template_of(i)} for i in self._resolve(target)})
+        if method == "POST" and parts[1:2] == ["_update"]:
+            for index in self._resolve(target):
+                if parts[2] in self.indices[index]:
+                    raise AssertionError("the fake updates no stored document: teach it")
+            index = (self._resolve(target) or [target])[0]
+            return self._answer(404, _error(404, "document_missing_exception",
+                                            f"[{parts[2]}]: document missing"))
         if method == "POST" and parts[1:] == ["_refresh"]:
             n = len(self._resolve(target))
             return self._answer(200, {"_shards": {"total": n, "successful": n, "failed": 0}})

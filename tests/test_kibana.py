@@ -809,13 +809,66 @@ def test_compose_runs_cyz_as_the_operator_expects():
     cyz = services["cyz"]
     passed = {item.split("=", 1)[0] for item in cyz["environment"]}
     # The compose stack runs Elasticsearch; the OpenSearch settings have no use there.
-    expected = {n for n in NAMES if not n.startswith("CYZ_OPENSEARCH_")}
+    # The admin credentials never reach the long-running scheduler (docs/roles.md): the
+    # operator passes them to one `docker compose run` of an admin command.
+    admin = {n for n in NAMES if n.startswith("CYZ_ES_ADMIN_")}
+    assert admin == {"CYZ_ES_ADMIN_API_KEY", "CYZ_ES_ADMIN_USER", "CYZ_ES_ADMIN_PASSWORD"}
+    expected = {n for n in NAMES if not n.startswith("CYZ_OPENSEARCH_")} - admin
     assert expected - passed == set()
-    assert cyz["init"] is True and cyz["stop_grace_period"] == "2m"
+    assert not admin & passed
+    assert cyz["init"] is True
+    # Long enough for a crawl's checkpoint: in-flight pages extracted (CYZ_PAGE_TIMEOUT
+    # default 120 s) and the last flush; as long as the systemd unit's TimeoutStopSec.
+    unit = (REPO / "deploy" / "cyz-scheduler.service").read_text(encoding="utf-8")
+    stop_sec = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M)[1])
+    assert compose_seconds(cyz["stop_grace_period"]) >= max(stop_sec, 120 + 20)
     assert cyz["healthcheck"]["test"] == ["CMD", "cyz", "health"]
     for name, service in services.items():
         options = service.get("logging", {}).get("options", {})
         assert options.get("max-size") and options.get("max-file"), f"{name} logs never rotate"
+
+
+def compose_seconds(value: str) -> float:
+    """A compose duration (`2m30s`, `90s`, `1h`) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", str(value))
+    assert parts and any(parts.groups()), f"not a compose duration: {value!r}"
+    hours, minutes, seconds = (int(x or 0) for x in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_compose_duration_parser():
+    assert [compose_seconds(v) for v in ("2m30s", "90s", "1h", "2m")] == [150, 90, 3600, 120]
+    with pytest.raises(AssertionError):
+        compose_seconds("soon")
+
+
+def test_compose_kibana_address_and_snapshot_repository():
+    """Kibana's published address is a setting (loopback by default, for a reverse proxy
+    on the host) and knows the address staff use; Elasticsearch has a snapshot
+    repository path on a volume of its own, and the docs show how to use both."""
+    text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    env = lambda name: dict(item.split("=", 1) for item in services[name]["environment"])  # noqa: E731
+    kibana = services["kibana"]
+    (port,) = kibana["ports"]
+    assert port == "${KIBANA_BIND:-127.0.0.1}:5601:5601"
+    public = env("kibana")["SERVER_PUBLICBASEURL"]
+    assert re.fullmatch(r"\$\{KIBANA_PUBLIC_URL:-https?://[^}]+\}", public), public
+    # Elasticsearch stays on loopback whatever KIBANA_BIND says.
+    assert all(p.startswith("127.0.0.1:") for p in services["es01"]["ports"])
+
+    es = services["es01"]
+    repo_path = env("es01")["path.repo"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in es["volumes"]}
+    assert repo_path in mounts, "path.repo is not a mounted volume"
+    volume = mounts[repo_path]
+    assert volume in (compose.get("volumes") or {}) and volume != "esdata"
+
+    production = (REPO / "docs" / "production.md").read_text(encoding="utf-8")
+    for needed in ("KIBANA_BIND", "KIBANA_PUBLIC_URL", "reverse_proxy", "proxy_pass",
+                   repo_path, "_snapshot/", "_restore", "backup.md"):
+        assert needed in production, f"docs/production.md does not mention {needed}"
 
 
 def test_docker_build_context_keeps_the_package():
