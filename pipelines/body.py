@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from lxml.cssselect import CSSSelector
+from lxml import etree
 
 from cyz.pipelines import rules
 from cyz.pipelines.document import BLOCK_TAGS, DROP_TAGS
@@ -35,8 +35,22 @@ CMS_HINTS = (
     "#articleContent", ".article-body", ".article_body", ".post-content", ".entry-content",
     "#content_text", ".content_text", "article",
 )
-# Compiled once: translating CSS to XPath on every page cost more than the matching.
-_CMS_SELECTORS = tuple(CSSSelector(selector, translator="html") for selector in CMS_HINTS)
+# The hints by what they name, best first: one pass over the tree finds them all.
+_HINT_RANK = {hint: rank for rank, hint in enumerate(CMS_HINTS)}
+_HINT_XPATH = etree.XPath("//*[@id or @class] | //article")
+
+
+def _cms_containers(doc) -> list:
+    """Elements a CMS hint names, in the hints' order of preference."""
+    found = []
+    for el in _HINT_XPATH(doc):
+        ranks = [_HINT_RANK.get(f"#{el.get('id')}"), _HINT_RANK.get(el.tag)]
+        ranks += [_HINT_RANK.get(f".{name}") for name in (el.get("class") or "").split()]
+        ranks = [r for r in ranks if r is not None]
+        if ranks:
+            found.append((min(ranks), el))
+    found.sort(key=lambda pair: pair[0])  # stable: document order within one hint
+    return [el for _, el in found]
 
 
 def _attrs(el) -> str:
@@ -168,8 +182,8 @@ def choose_body(doc, body_selector: str | None = None, title: str = ""):
         top = _guard_short_block(top, scores, title)
     top_score = scores[top]
     # A generic CMS container that agrees with the scorer gives a cleaner boundary.
-    for selector in _CMS_SELECTORS if rules.on("body.cms_hints") else ():
-        for el in selector(doc):
+    if rules.on("body.cms_hints"):
+        for el in _cms_containers(doc):
             han = len(HAN.findall(el.text_content()))
             if han < 50 or _link_density(el) > 0.35:
                 continue

@@ -156,12 +156,17 @@ _ROLE_PREFIX = re.compile(r"^(?:本报|本報|本台|本刊|本网|本網|本站
                           r"(?:记者|記者|通讯员|通訊員)\s*")
 
 
+# "唐霁 报道", "周斌 摄": what the person did, not their name.
+_ROLE_SUFFIX = re.compile(r"\s*(?:报道|報道|摄影|攝影|摄|攝|采写|採寫|整理|编译|編譯|发自\S*|發自\S*)$")
+
+
 def clean_value(value: str, first_token: bool = False) -> str | None:
     value = value.strip(" \t:：,，;；。.、|｜丨/()（）[]【】<>《》\"'")
     # The value ends where the next label starts ("证券时报网作者：李在山").
     value = _NEXT_LABEL.split(value)[0]
     value = _BAR_FIELD.split(value)[0]
     value = _ROLE_PREFIX.sub("", value)
+    value = _ROLE_SUFFIX.sub("", value)
     value = _TRAILING_LABEL.sub("", value)
     value = re.sub(r"[\[【（(][^\]】）)]*[\]】）)]?$", "", value).strip()
     if first_token:
