@@ -21,7 +21,7 @@ _SITE_WORDS = re.compile(
     r"在线|在線|客户端|平台|电视台|電視台|广播|传媒|傳媒|时报|時報|周刊|资讯|資訊|财经|財經|科技|"
     r"\.com|\.cn|\.net|The Paper|^[A-Za-z .]+$"
 )
-# Names of offices and sites: a <title> that is only one of these names no article.
+# Names of offices and sites: a <title> that is only such a name does not name the article.
 _ORG_NAME = re.compile(r"(?:局|委|办|辦|厅|廳|部|院|政府|网|網|站|中心|门户|門戶|报|報|台|社|协会|協會|集团|集團)$")
 # Elements that hold a headline by their name: h1–h3 and class/id words title, tit, bt
 # (matched by libxml2 in one pass over the tree).
