@@ -33,7 +33,7 @@ _DATE_LINE = re.compile(r"(?:19|20)\d{2}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,
 
 
 def strip_site_suffix(title: str, site_name: str | None = None) -> str:
-    """`title` without the site's name after (or before) it."""
+    """`title` without the site's name after it."""
     title = squash(title)
     site = squash(site_name)
     if site and title != site and title.endswith(site) and rules.on("title.site_name"):
@@ -92,9 +92,9 @@ def pick_title(doc, meta: dict[str, str], script_vars: dict[str, str],
 
     Candidates: explicit title fields, the <title>, og:title, headline elements (h1–h3,
     class/id title/tit/bt: `headlines`) and the line above the date line (`lines`: the
-    page's text lines). An on-page candidate the <title> contains wins (the <title> adds the site's
-    name); a <title> that is only a site or office name gives way to a headline element
-    above the date line (a section heading in the <h1> does not).
+    page's text lines). An on-page candidate the <title> contains wins (the <title> adds
+    the site's name); a <title> that is only a site or office name gives way to a
+    headline element above the date line (a section heading in the <h1> does not).
     """
     head_title = squash(doc.findtext(".//title") or "")
     head_key = nospace(head_title)
@@ -121,9 +121,8 @@ def pick_title(doc, meta: dict[str, str], script_vars: dict[str, str],
                 best = text
     if best:
         return best
-    if above and rules.on("title.above_date") and _looks_like_a_name(head_title, site_name) \
-            and nospace(above) in {
-            nospace(t) for t in headlines}:
+    is_headline = above and nospace(above) in {nospace(text) for text in headlines}
+    if is_headline and rules.on("title.above_date") and _looks_like_a_name(head_title, site_name):
         return above
     for value in (meta.get("og:title"), meta.get("twitter:title")):
         if value and len(nospace(value)) >= 4:
