@@ -7,7 +7,8 @@ Generates a loopback site of N article pages of 100–200 KB each (heavy gov/new
 around a 600–3,000-character Chinese article), serves it with `cyz.demo.server.SiteServer`
 and measures, in one run: a crawl that discards every item (Scrapy's own fetch rate), the
 full cyz crawl into a fresh SQLite index, `build_record` alone on one core, a second crawl
-over the unchanged site, the peak memory of the crawl processes, and news-please over the
+over the unchanged site the day after (the crawl's clock set one day on: `now`), the same
+with `full` (every known article asked, conditionally), the peak memory of the crawl processes, and news-please over the
 same article URLs when it is installed (see `NEWS_PLEASE_VENV`). Prints one markdown table.
 """
 
@@ -376,8 +377,22 @@ class DiscardPipeline:
         raise DropItem("bench: discarded")
 
 
+def _role(proc: Any) -> str:
+    """reactor (the crawl child), worker (an extraction process) or other."""
+    try:
+        cmd = " ".join(proc.cmdline())
+    except Exception:
+        return "other"
+    if "cyz.crawler.run" in cmd:
+        return "reactor"
+    if "spawn_main" in cmd and "resource_tracker" not in cmd:
+        return "worker"
+    return "other"
+
+
 class RssSampler:
-    """Samples the summed RSS of this process's descendants (crawl child, pool workers)."""
+    """Samples the summed RSS of this process's descendants (crawl child, pool workers),
+    and per process its peak RSS and CPU time, by role (`_role`)."""
 
     def __init__(self, every: float = 0.1) -> None:
         try:
@@ -388,6 +403,8 @@ class RssSampler:
         self.every = every
         self.peak = 0 if psutil else -1
         self.peak_procs = 0
+        # pid → [role, peak rss, last seen CPU seconds]
+        self.procs: dict[int, list[Any]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
 
@@ -402,13 +419,29 @@ class RssSampler:
                 children = []
             for child in children:
                 try:
-                    total += child.memory_info().rss
+                    with child.oneshot():
+                        rss = child.memory_info().rss
+                        times = child.cpu_times()
+                    total += rss
                     procs += 1
+                    seen = self.procs.get(child.pid)
+                    if seen is None:
+                        seen = self.procs[child.pid] = [_role(child), 0, 0.0]
+                    seen[1] = max(seen[1], rss)
+                    seen[2] = times.user + times.system
                 except self._psutil.Error:
                     pass
             if total > self.peak:
                 self.peak, self.peak_procs = total, procs
             self._stop.wait(self.every)
+
+    def by_role(self) -> dict[str, tuple[int, int, float]]:
+        """role → (processes, largest peak RSS of one of them, CPU seconds of all)."""
+        out: dict[str, tuple[int, int, float]] = {}
+        for role, rss, cpu in self.procs.values():
+            n, peak, total = out.get(role, (0, 0, 0.0))
+            out[role] = (n + 1, max(peak, rss), total + cpu)
+        return out
 
     def __enter__(self) -> RssSampler:
         if self._psutil is not None:
@@ -429,6 +462,8 @@ class Timed:
     peak_rss: int
     peak_procs: int
     result: Any = None
+    # role → (processes, largest peak RSS of one, CPU seconds), from psutil samples
+    roles: dict[str, tuple[int, int, float]] = field(default_factory=dict)
 
 
 def timed(fn: Callable[[], Any]) -> Timed:
@@ -445,7 +480,19 @@ def timed(fn: Callable[[], Any]) -> Timed:
         return (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
 
     return Timed(seconds, cpu(self_before, self_after), cpu(kids_before, kids_after),
-                 rss.peak, rss.peak_procs, result)
+                 rss.peak, rss.peak_procs, result, rss.by_role())
+
+
+def roles_note(t: Timed, pages: int) -> str:
+    """Peak RSS and CPU per page of the crawl child and of the extraction workers."""
+    parts = []
+    for role in ("reactor", "worker"):
+        if role in t.roles:
+            n, peak, cpu = t.roles[role]
+            each = "" if n == 1 else " each, at most"
+            parts.append(f"{role}{'s' if n > 1 else ''} ×{n}: {_mb(peak)}{each}, "
+                         f"{cpu / pages * 1e3:,.1f} ms CPU/page")
+    return "; ".join(parts) or "per-process figures need psutil"
 
 
 def raw_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str]) -> dict:
@@ -459,11 +506,12 @@ def raw_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str]) -> d
                      settings_overrides=BENCH_SETTINGS)
 
 
-def full_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str]) -> Any:
+def full_crawl(sources: list[Any], data_dir: Path, host_map: dict[str, str],
+               now: datetime | None = None, full: bool = False) -> Any:
     from cyz.crawl import crawl
 
     return crawl(sources, data_dir=data_dir, engine="sqlite", host_map=host_map,
-                 settings_overrides=BENCH_SETTINGS)
+                 settings_overrides=BENCH_SETTINGS, now=now, full=full)
 
 
 def extraction_alone(gen: Generated, sample: int) -> tuple[float, int]:
@@ -575,7 +623,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.0f} MB" if n >= 0 else "n/a (pip install psutil)"
 
 
-def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
+def report(gen: Generated, raw: Timed, first: Timed, second: Timed, again: Timed,
            extract: tuple[float, int], events: EventsCost,
            np: tuple[dict | None, str]) -> str:
     n = len(gen.pages)
@@ -583,18 +631,22 @@ def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
     ext_rate = _rate(extract[1], extract[0])
     s1, s2 = first.result, second.result
     full_rate = _rate(n, first.seconds)
-    skipped = s2.unchanged / s2.fetched if s2.fetched else 0.0
+    s3 = again.result
+    not_asked = s2.not_due / n if n else 0.0
     speedup = first.seconds / second.seconds if second.seconds else 0.0
+    speedup_full = first.seconds / again.seconds if again.seconds else 0.0
+    skipped_full = s3.unchanged / s3.fetched if s3.fetched else 0.0
     ratio = full_rate / (ext_rate * cores) if ext_rate else 0.0
-    raw_in, first_in, second_in = (crawl_seconds(raw.result), crawl_seconds(s1.stats),
-                                   crawl_seconds(s2.stats))
+    raw_in, first_in, second_in, again_in = (
+        crawl_seconds(raw.result), crawl_seconds(s1.stats), crawl_seconds(s2.stats),
+        crawl_seconds(s3.stats))
     speedup_in = first_in / second_in if second_in else 0.0
     ratio_in = _rate(n, first_in) / (ext_rate * cores) if ext_rate else 0.0
 
     def inside(seconds: float) -> str:
         return f"; {_rate(n, seconds):,.1f} pages/s inside Scrapy ({seconds:.1f} s)"
 
-    peak = max(raw.peak_rss, first.peak_rss, second.peak_rss)
+    peak = max(raw.peak_rss, first.peak_rss, second.peak_rss, again.peak_rss)
     rows = [
         ("pages generated", f"{n:,} articles + {gen.list_pages} list pages, "
                             f"{gen.bytes / n / 1e3:,.0f} KB/article avg, "
@@ -618,17 +670,28 @@ def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
          f"on; target ≤ 1.10); `EventExtractor.extract` monkeypatched in the bench process "
          f"to return no events; {events.pages} pages, fastest of {events.rounds} interleaved "
          "on/off rounds"),
-        ("(d) second run, site unchanged",
-         f"**{_rate(n, second.seconds):,.0f} pages/s** ({second.seconds:.1f} s)",
-         f"skipped {skipped:.1%} ({s2.unchanged}/{s2.fetched}; 304s "
-         f"{s2.stats.get('cyz/not_modified', 0)}); speed-up **{speedup:.1f}×** "
-         f"(target ≥ 10×, ≥ 95% skipped){inside(second_in)}, speed-up {speedup_in:.1f}×"),
+        ("(d) second run the day after, site unchanged",
+         f"**{second.seconds:.1f} s**, speed-up **{speedup:.1f}×**",
+         f"not asked (not due) {not_asked:.1%} ({s2.not_due}/{n}); asked {s2.fetched} "
+         f"(304s {s2.stats.get('cyz/not_modified', 0)}), list pages {s2.list_pages}; "
+         f"target ≥ 10×, ≥ 95% not asked; inside Scrapy {second_in:.1f} s, speed-up "
+         f"{speedup_in:.1f}×"),
+        ("(d2) the same with `--full` (every article asked)",
+         f"**{_rate(n, again.seconds):,.0f} pages/s** ({again.seconds:.1f} s)",
+         f"skipped {skipped_full:.1%} ({s3.unchanged}/{s3.fetched}; 304s "
+         f"{s3.stats.get('cyz/not_modified', 0)}); speed-up **{speedup_full:.1f}×**"
+         f"{inside(again_in)}, speed-up {first_in / again_in if again_in else 0.0:.1f}×"),
         ("(e) peak RSS of the crawl processes",
          f"**{_mb(peak)}**",
          f"raw {_mb(raw.peak_rss)} ({raw.peak_procs} proc), first {_mb(first.peak_rss)} "
-         f"({first.peak_procs} proc), second {_mb(second.peak_rss)}; target < 800 MB"),
+         f"({first.peak_procs} proc), second {_mb(second.peak_rss)}; target < 800 MB; "
+         f"first run by process: {roles_note(first, n)}"),
         ("(f) full / (extraction × cores)", f"**{ratio:.2f}**",
          f"cores = {cores}; target ≥ 0.8; {ratio_in:.2f} inside Scrapy"),
+        ("(h) CPU per page, first run", cpu_budget(first, n, extract),
+         "psutil CPU time of the crawl child (reactor) and of the workers, over the pages; "
+         "on a saturated machine full rate ≈ cores / (reactor + worker ms), so (f) ≈ "
+         "extraction / (reactor + worker)"),
     ]
     result, why = np
     if result:
@@ -643,6 +706,26 @@ def report(gen: Generated, raw: Timed, first: Timed, second: Timed,
         rows.append(("(g) news-please", "skipped", why))
     lines = ["| | result | notes |", "|---|---:|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def cpu_budget(t: Timed, pages: int, extract: tuple[float, int]) -> str:
+    alone = extract[0] / extract[1] * 1e3 if extract[1] else 0.0
+    reactor = t.roles.get("reactor", (0, 0, 0.0))[2] / pages * 1e3
+    worker = t.roles.get("worker", (0, 0, 0.0))[2] / pages * 1e3
+    if not reactor and not worker:
+        return "n/a (pip install psutil)"
+    bound = alone / (reactor + worker) if reactor + worker else 0.0
+    return (f"reactor **{reactor:,.1f} ms**, workers **{worker:,.1f} ms** "
+            f"(`build_record` alone {alone:,.1f} ms); bound on (f) {bound:.2f}")
+
+
+def memory_table(runs: list[tuple[int, Timed]]) -> str:
+    """`--memory`: the first run alone at several sizes, RSS and CPU per page."""
+    lines = ["| pages | first run | peak RSS, all | by process |", "|---:|---:|---:|---|"]
+    for n, t in runs:
+        lines.append(f"| {n:,} | {_rate(n, t.seconds):,.1f} pages/s ({t.seconds:.0f} s) | "
+                     f"**{_mb(t.peak_rss)}** ({t.peak_procs} proc) | {roles_note(t, n)} |")
     return "\n".join(lines)
 
 
@@ -751,10 +834,12 @@ def profile(gen: Generated, work: Path, host_map: dict[str, str]) -> str:
            "host_map": host_map, "bench_dir": str(Path(__file__).resolve().parent),
            "overrides": {"CYZ_ENGINE": "sqlite", "CYZ_DATA_DIR": str(data_dir),
                          **BENCH_SETTINGS}}
-    # The same crawl twice: a fresh index, then the unchanged site (304s).
+    # The same crawl twice: a fresh index, then the unchanged site with every article
+    # asked (CYZ_REVISIT_FULL: the 304 path; not due, they would not be asked at all).
     for title in ("crawl child (reactor process), full pipeline, first run",
-                  "crawl child, second run over the unchanged site"):
+                  "crawl child, second run over the unchanged site, --full (304s)"):
         job["title"] = f"{title}, {len(gen.pages)} pages"
+        job["overrides"]["CYZ_REVISIT_FULL"] = "second run" in title
         done = subprocess.run([sys.executable, "-c", _CHILD_PROFILE], input=json.dumps(job),
                               capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
@@ -762,6 +847,22 @@ def profile(gen: Generated, work: Path, host_map: dict[str, str]) -> str:
             break
         out.append(done.stdout.strip())
     return "\n\n".join(out)
+
+
+def memory_run(work: Path, pages: int, seed: int) -> Timed:
+    from cyz.demo.server import SiteServer
+
+    sites = work / "sites"
+    for stale in [sites, *work.glob("data-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    gen = generate_site(sites, pages, seed)
+    print(f"generated {len(gen.pages)} pages, {gen.bytes / 1e6:.0f} MB", file=sys.stderr)
+    with SiteServer(sites) as server:
+        first = timed(lambda: full_crawl(sources_for(), work / "data-full", server.host_map()))
+    print(f"{pages} pages: {first.result.new} new in {first.seconds:.1f} s, peak RSS "
+          f"{_mb(first.peak_rss)}", file=sys.stderr)
+    shutil.rmtree(sites, ignore_errors=True)
+    return first
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -774,6 +875,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="print pyinstrument top costs instead of the throughput table")
     parser.add_argument("--no-news-please", action="store_true")
+    parser.add_argument("--memory", type=int, nargs="+", metavar="PAGES",
+                        help="only row (e): the first run at each of these sizes, e.g. "
+                             "--memory 2000 10000 (RSS should stay flat as pages grow)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="extra Scrapy setting for every crawl (value parsed as JSON "
                              "when it can be), e.g. --set CONCURRENT_ITEMS=8")
@@ -790,6 +894,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cyz-bench-crawl-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.memory:
+            print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
+                  f"seed {args.seed}, load average at start "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+            print(memory_table([(n, memory_run(work, n, args.seed)) for n in args.memory]))
+            return 0
         sites = work / "sites"
         if sites.exists():
             shutil.rmtree(sites)
@@ -810,8 +920,15 @@ def main(argv: list[str] | None = None) -> int:
             first = timed(lambda: full_crawl(sources, work / "data-full", host_map))
             print(f"first run: {first.result.as_dict()} in {first.seconds:.1f} s",
                   file=sys.stderr)
-            second = timed(lambda: full_crawl(sources, work / "data-full", host_map))
-            print(f"second run: {second.result.as_dict()} in {second.seconds:.1f} s",
+            # The day after: the crawl's clock one day on (no sleeping).
+            after = datetime.now(UTC) + timedelta(days=1)
+            second = timed(lambda: full_crawl(sources, work / "data-full", host_map,
+                                              now=after))
+            print(f"second run (the day after): {second.result.as_dict()} in "
+                  f"{second.seconds:.1f} s", file=sys.stderr)
+            again = timed(lambda: full_crawl(sources, work / "data-full", host_map,
+                                             now=after + timedelta(hours=1), full=True))
+            print(f"second run with full: {again.result.as_dict()} in {again.seconds:.1f} s",
                   file=sys.stderr)
             extract = extraction_alone(gen, min(EXTRACT_SAMPLE, len(gen.pages)))
             events = events_cost(gen, min(EXTRACT_SAMPLE, len(gen.pages)))
@@ -820,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = f", settings {' '.join(args.set)}" if args.set else ""
         print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
               f"{args.pages} pages, seed {args.seed}{extra}\n")
-        print(report(gen, raw, first, second, extract, events, np))
+        print(report(gen, raw, first, second, again, extract, events, np))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

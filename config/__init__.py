@@ -54,6 +54,39 @@ def _check_urls(urls: list[str]) -> list[str]:
     return urls
 
 
+class Revisit(_Strict):
+    """`revisit:` of a source: when a known article is asked again.
+
+    `{first_days: 1, max_days: 30}` (the default, adaptive): after as long as it has
+    stayed unchanged, at least `first_days`, at most `max_days`; `always`: every run (as
+    before issue 15); `never`: only by `cyz crawl --full` (list pages, feeds and sitemaps
+    are fetched every run whatever this says)."""
+
+    mode: Literal["adaptive", "always", "never"] = "adaptive"
+    first_days: float = Field(default=1.0, gt=0, le=365)
+    max_days: float = Field(default=30.0, gt=0, le=3650)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _word(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value not in ("always", "never", "adaptive"):
+                raise ValueError(f"expected always, never or a mapping such as "
+                                 f"{{first_days: 1, max_days: 30}} (got {value!r})")
+            return {"mode": value}
+        if value is None or isinstance(value, dict):
+            return value or {}
+        raise ValueError(f"expected always, never or a mapping such as "
+                         f"{{first_days: 1, max_days: 30}} (got {value!r})")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Revisit:
+        if self.max_days < self.first_days:
+            raise ValueError(f"max_days ({self.max_days:g}) must be at least first_days "
+                             f"({self.first_days:g})")
+        return self
+
+
 class Source(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -81,6 +114,8 @@ class Source(_Strict):
     tracking_params: list[str] = Field(default_factory=list)
     # List/follow/pager pages per run; None: the crawl's CYZ_MAX_LIST_PAGES; 0: no cap.
     max_list_pages: int | None = Field(default=None, ge=0)
+    # When a known article is asked again (list pages, feeds, sitemaps: every run).
+    revisit: Revisit = Field(default_factory=Revisit)
 
     _patterns = field_validator("article_patterns", "follow_patterns")(_compile_all)
     _urls = field_validator("start_urls", "feeds", "sitemaps")(_check_urls)

@@ -31,6 +31,10 @@ class ArticleItem:
     record: dict | None = None
     signature: object = None  # MinHash of the text, computed by the worker
     cluster_changes: dict[str, bool] = field(default_factory=dict)
+    # SHA-1 of the page body (crawl state, raw archive); "" for a 304 or a 404/410.
+    body_hash: str = ""
+    # The body zlib-compressed for the raw archive, by the worker (new and updated only).
+    compressed: bytes | None = None
 
 
 class ProcessPipeline:
@@ -63,15 +67,17 @@ class ProcessPipeline:
         if page.status in (404, 410):
             return ArticleItem(page, "gone")
         known = self.state.get(page.canonical_url)
-        # One look-up decides both "unchanged" and "new or updated".
-        if known is not None and known.is_unchanged(body_hash(page.body), PIPELINE_VERSION):
+        # One look-up decides both "unchanged" and "new or updated". A page never seen
+        # has its body hashed by the worker instead.
+        digest = body_hash(page.body) if known is not None else ""
+        if known is not None and known.is_unchanged(digest, PIPELINE_VERSION):
             self._inc("cyz/unchanged", page)
-            return ArticleItem(page, "unchanged")
+            return self._done(ArticleItem(page, "unchanged", body_hash=digest))
         source = self.crawler.spider.sources[page.source_id].source
         try:
-            record, sig = await self.pool.process_page(page.body, page.url, source=source,
-                                                       http_charset=page.http_charset,
-                                                       fetched_at=page.fetched_at)
+            record, work = await self.pool.process_page(page.body, page.url, source=source,
+                                                         http_charset=page.http_charset,
+                                                         fetched_at=page.fetched_at)
         except TimeoutError:
             # Pebble has killed the worker and started another one: the run goes on.
             log.error("extraction stopped after %s s (CYZ_PAGE_TIMEOUT) for %s",
@@ -88,8 +94,17 @@ class ProcessPipeline:
             # A list or section index where an article was expected: counted, not indexed.
             log.info("not an article (%s): %s", record.get("not_article_reason"), page.url)
             self._inc("cyz/not_article", page)
-            return ArticleItem(page, "not_article")
+            return self._done(ArticleItem(page, "not_article", body_hash=work.body_hash))
         if not record["text"].strip():
             log.warning("no article text found in %s", page.url)
             self._inc("cyz/empty_text", page)
-        return ArticleItem(page, "updated" if known and known.content_hash else "new", record, sig)
+        return self._done(ArticleItem(page, "updated" if known and known.content_hash else "new",
+                                      record, work.signature, body_hash=work.body_hash,
+                                      compressed=work.compressed))
+
+    @staticmethod
+    def _done(item: ArticleItem) -> ArticleItem:
+        """The body is hashed (and, for a record, compressed): no later stage reads it,
+        so it is let go now rather than held until its batch is stored."""
+        item.page.body = b""
+        return item

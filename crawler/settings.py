@@ -90,6 +90,13 @@ BASE_SETTINGS: dict[str, Any] = {
     # are all one hop from the list), and a nightly run needs only the recent pages.
     "CYZ_PAGER_LIMIT": 20,
     "CYZ_HOST_MAP": {},
+    # Revisit policy (see crawler/state.py): known articles are asked again when due by
+    # their source's `revisit`; True asks for every one (`cyz crawl --full`; never the
+    # scheduler).
+    "CYZ_REVISIT_FULL": False,
+    # The crawl's clock starts here (ISO 8601; "" = the real time): tests and benchmarks
+    # simulate days passing with it (`CYZ_NOW` in the environment of `cyz crawl`).
+    "CYZ_NOW": "",
     "CYZ_PROGRESS_EVERY": 25,
 }
 

@@ -16,13 +16,20 @@ requested; an article reached under a second spelling (`?from=timeline`, `#comme
 `_wap.html`) counts as a URL duplicate. A URL is requested, and a record keeps it,
 without tracking parameters or fragment, so the stored URL does not depend on which
 spelling arrived first.
+
+List pages, feeds and sitemaps are fetched every run; an article the crawl state knows
+is asked again only when its source's revisit policy says it is due (`RevisitPolicy` in
+crawler/state.py: after as long as it has stayed unchanged, within the source's
+`revisit` bounds): the others are counted as `not_due` and not requested at all, which
+is what makes a re-crawl of an unchanged site cheap (a 304 costs Scrapy what a fetch
+costs). `CYZ_REVISIT_FULL` (`cyz crawl --full`) asks for every article; `CYZ_NOW` sets
+the crawl's clock (tests and benchmarks simulate the days passing).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
@@ -35,6 +42,7 @@ from scrapy.utils.sitemap import Sitemap
 from cyz.config import Source
 from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.middlewares import failure_reason
+from cyz.crawler.state import CrawlState, RevisitPolicy, clock, iso
 from cyz.urls import canonical_url, clean_url, host_allowed, url_pattern
 
 # createPageHTML(12, 0, "index", "html") and createPage(12, 0, "index", "shtml"):
@@ -48,10 +56,6 @@ _SKIP_HREF = ("javascript:", "mailto:", "tel:", "data:", "#")
 PRIORITY_ARTICLE = 10
 PRIORITY_LIST = 0
 MAX_FAILURE_SAMPLES = 50
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def header_charset(content_type: str | None) -> str | None:
@@ -90,6 +94,8 @@ class _Compiled:
         self.tracking = frozenset(p.lower() for p in source.tracking_params)
         self.max_list_pages = (source.max_list_pages if source.max_list_pages is not None
                                else max_list_pages)
+        self.revisit = RevisitPolicy(source.revisit.mode, source.revisit.first_days,
+                                     source.revisit.max_days)
         self.list_pages = 0  # list requests made this run, entry URLs included
         self.list_capped: set[str] = set()  # canonical list URLs cut by the cap
 
@@ -124,8 +130,16 @@ class SourceSpider(scrapy.Spider):
         self.max_pages = settings.getint("CYZ_MAX_PAGES")
         self.pager_limit = settings.getint("CYZ_PAGER_LIMIT")
         self._seen: dict[str, str] = {}  # canonical URL → first spelling requested
+        self.now = clock(settings.get("CYZ_NOW") or None)
+        self.full = settings.getbool("CYZ_REVISIT_FULL")
+        data_dir = settings.get("CYZ_DATA_DIR")
+        self.state = CrawlState(data_dir) if data_dir else None
         self._articles = 0
         self._failure_samples: list[str] = []
+
+    def closed(self, reason: str) -> None:
+        if self.state is not None:
+            self.state.close()
 
     def configured_sources(self) -> list[Source]:
         """The enabled sources of this run (for the middlewares that police requests)."""
@@ -155,6 +169,15 @@ class SourceSpider(scrapy.Spider):
             if kind == "article" and first != url:
                 self._inc("cyz/url_duplicates", source_id=comp.source.id)
             return None
+        known = None
+        if kind == "article" and self.state is not None:
+            page = self.state.get(canon)
+            known = page is not None
+            if known and not self.full and not comp.revisit.due(page, self.now()):
+                # Asked recently enough for how long it has stayed unchanged: not asked.
+                self._seen[canon] = url
+                self._inc("cyz/not_due", source_id=comp.source.id)
+                return None
         if self.max_pages and self._articles >= self.max_pages:
             self._inc("cyz/capped", source_id=comp.source.id)
             return None
@@ -190,6 +213,8 @@ class SourceSpider(scrapy.Spider):
         if kind == "article":
             meta["cyz_article"] = True
             meta["cyz_referer"] = referer
+            if known is not None:
+                meta["cyz_known"] = known  # ConditionalRequestMiddleware need not look again
         # dont_filter: de-duplication happened above, by canonical URL; Scrapy's own
         # filter would also swallow the second leg of a redirect loop without a trace.
         # (Scrapy's offsite filter skips such requests too: OnSiteMiddleware does not.)
@@ -337,7 +362,7 @@ class SourceSpider(scrapy.Spider):
             content_type=ctype_s,
             etag=header("ETag"),
             last_modified=header("Last-Modified"),
-            fetched_at=_now(),
+            fetched_at=iso(self.now()),
             depth=meta.get("cyz_depth", 0),
             encoding_override=comp.source.encoding,
             known_before=known,

@@ -183,9 +183,9 @@ class StorePipeline:
             self.state = CrawlState(data_dir)
             self.reprints = ReprintIndex(data_dir / REPRINTS_FILE)
             archive = RawArchive(data_dir)
-        # (page, outcome) of fetches whose batch is not stored yet; recorded in the crawl
+        # (page, outcome, body hash) of fetches whose batch is not stored yet; recorded in the crawl
         # state, and counted as new/updated, once it is.
-        self.fetches: list[tuple[PageItem, str]] = []
+        self.fetches: list[tuple[PageItem, str, str]] = []
         self.writer = RecordWriter(engine, archive, on_flush=self._flushed, data_dir=data_dir)
         self.error: str | None = None  # the first storage failure: nothing is written after it
         self.closing = False
@@ -222,19 +222,23 @@ class StorePipeline:
     def _store(self, item: ArticleItem) -> None:
         page, record, outcome = item.page, item.record, item.outcome
         if outcome in ("new", "updated"):
-            self.fetches.append((page, outcome))
+            self.fetches.append((page, outcome, item.body_hash))
+            # The worker hashed and compressed the body (`ArticleItem.compressed`); a
+            # caller handing the body itself (tests, other pipelines) still works.
             raw = RawPage(record["id"], page.url, page.source_id, page.http_charset,
-                          page.fetched_at or record["crawled_at"], page.body, text_hash(record))
+                          page.fetched_at or record["crawled_at"], page.body, text_hash(record),
+                          body_hash=item.body_hash, compressed=item.compressed)
             record["version"], record["updated_at"] = self.writer.archive.version_of(raw)
             self.writer.add(record, item.cluster_changes, raw)
         elif outcome in ("unchanged", "not_article"):
             # Remembered as fetched: the same body is not extracted again next run.
-            self.fetches.append((page, outcome))
+            self.fetches.append((page, outcome, item.body_hash))
         elif outcome == "gone":
             self._mark_gone(page)
 
     def _mark_gone(self, page: PageItem) -> None:
-        when = datetime.now(UTC).isoformat(timespec="seconds")
+        # When the 404/410 was seen (the crawl's clock: the revisit schedule counts from it).
+        when = page.fetched_at or datetime.now(UTC).isoformat(timespec="seconds")
         with storing(self.data_dir):
             self.state.mark_gone(page.canonical_url, when, status=page.status)
         record = self.writer.get(article_id(page.canonical_url))
@@ -252,7 +256,7 @@ class StorePipeline:
     def _flushed(self, records: list[dict]) -> None:
         """A batch is in the engine: count it, confirm its reprint placements, then
         record its fetches (a crash before that re-fetches the pages, never loses them)."""
-        for page, outcome in self.fetches:
+        for page, outcome, _digest in self.fetches:
             if outcome in ("new", "updated"):
                 self.stats.inc_value(f"cyz/{outcome}")
                 self.stats.inc_value(source_stat(page.source_id, outcome))
@@ -261,10 +265,10 @@ class StorePipeline:
         with storing(self.data_dir):
             self.reprints.confirm([r["id"] for r in records])
             with self.state.transaction():
-                for page, _outcome in fetches:
-                    self._record_fetch(page)
+                for page, _outcome, digest in fetches:
+                    self._record_fetch(page, digest)
 
-    def _record_fetch(self, page: PageItem) -> None:
+    def _record_fetch(self, page: PageItem, digest: str = "") -> None:
         if page.status == 304:
             self.state.record_fetch(page.canonical_url, url=page.url, source_id=page.source_id,
                                     status=304, fetched_at=page.fetched_at)
@@ -272,7 +276,7 @@ class StorePipeline:
             self.state.record_fetch(
                 page.canonical_url, url=page.url, source_id=page.source_id, status=page.status,
                 etag=page.etag, last_modified=page.last_modified,
-                content_hash=body_hash(page.body), pipeline_version=PIPELINE_VERSION,
+                content_hash=digest or body_hash(page.body), pipeline_version=PIPELINE_VERSION,
                 fetched_at=page.fetched_at)
 
     def _storage_failed(self, error: BaseException) -> None:
@@ -280,7 +284,7 @@ class StorePipeline:
 
     def _failed(self, exc: BaseException) -> None:
         """Count what is lost, remember the first failure, stop writing and crawling."""
-        lost = [page for page, outcome in self.fetches if outcome in ("new", "updated")]
+        lost = [page for page, outcome, _digest in self.fetches if outcome in ("new", "updated")]
         self.fetches = []
         self.writer.discard()
         if lost:

@@ -154,12 +154,18 @@ def main() -> None:
 @click.option("--max-pages", type=click.IntRange(min=1), help="Stop after this many article pages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--wait", is_flag=True, help=_WAIT_HELP)
-def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
+@click.option("--full", is_flag=True,
+              help="Ask again for every known article, due or not (conditional requests: "
+                   "unchanged pages answer 304). The nightly scheduler never does.")
+def crawl(source_ids, sources_file, max_pages, as_json, wait, full) -> None:
     """Crawl the configured sources once and index what changed.
 
-    Prints a summary: pages fetched, new, updated and unchanged articles, URL
-    duplicates, reprints, and failures by reason. Unchanged pages cost a
-    conditional request and are not extracted again.
+    Prints a summary: pages fetched, new, updated and unchanged articles, known
+    articles not due (not asked), URL duplicates, reprints, and failures by reason.
+    List pages, feeds and sitemaps are fetched every run; a known article is asked
+    again when its source's revisit policy says it is due (after as long as it has
+    stayed unchanged: 1, 2, 4 … days, at most 30; see README "Adding a source"),
+    with a conditional request, and is not extracted again when unchanged.
 
     \b
     Exit status: 0 done (some sources may have failed: counted), 3 nothing could
@@ -167,18 +173,24 @@ def crawl(source_ids, sources_file, max_pages, as_json, wait) -> None:
     dir, 130 interrupted or past CYZ_CRAWL_TIMEOUT (what was fetched is stored).
     See README "Exit codes".
     """
+    from cyz.crawl import clock_start
     from cyz.crawl import crawl as run
     from cyz.exit_codes import ExitCode
     from cyz.lock import print_waiting
     from cyz.storage import StorageError
 
+    try:
+        now = clock_start(None)  # CYZ_NOW (tests and benchmarks), else the real time
+    except ValueError as exc:
+        _fail(str(exc), ExitCode.CONFIG)
     sources = _select(_load(sources_file), source_ids)
     data_dir = paths.data_dir()
     _check_search_engine(data_dir)
     try:
         summary = run(sources, data_dir=data_dir, max_pages=max_pages,
                       progress=_progress_printer(), wait=wait, on_wait=print_waiting,
-                      timeout=load_settings().crawl_timeout)  # CYZ_CRAWL_TIMEOUT
+                      timeout=load_settings().crawl_timeout,  # CYZ_CRAWL_TIMEOUT
+                      full=full, now=now)
     except StorageError as exc:
         _fail(f"cannot store records in {exc.path}: {exc.reason}", ExitCode.NOT_STORED)
     if as_json:
@@ -661,8 +673,8 @@ def index_status(as_json) -> None:
         _print_json(status)
         return
     for key, value in status.items():
-        if key == "sources":
-            continue  # a table of its own, below
+        if key in ("sources", "mapping_drift"):
+            continue  # a table of its own, and a warning, below
         if key == "last_run":
             out.print(f"{key:>12}: {value['status']} (ended {value['ended_at']})")
         elif isinstance(value, dict):
@@ -671,6 +683,8 @@ def index_status(as_json) -> None:
                 out.print(f"{'':>14}{index}: {count} documents")
         else:
             out.print(f"{key:>12}: {value}")
+    if status.get("mapping_drift"):
+        _warn(status["mapping_drift"])
     if status.get("stale"):
         out.print(f"{status['stale']} record(s) were made by an older pipeline: each crawl "
                   "re-extracts up to CYZ_REEXTRACT_PER_RUN of them; `cyz reextract --stale` "
@@ -705,11 +719,20 @@ def _sources_status(by_source: dict[str, dict] | None) -> dict[str, dict]:
 @index_group.command("migrate")
 @click.option("--drop-old", is_flag=True, help="Delete the previous index version after the swap.")
 @click.option("--wait", is_flag=True, help=_WAIT_HELP)
-def index_migrate(drop_old, wait) -> None:
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Documents per reindex batch (Elasticsearch/OpenSearch).")
+@click.option("--poll", "poll_seconds", default=2.0, show_default=True,
+              type=click.FloatRange(min=0.05), help="Seconds between progress lines.")
+def index_migrate(drop_old, wait, batch_size, poll_seconds) -> None:
     """Reindex into the next index version and swap the alias atomically.
 
     Run it after an upgrade that changed the mapping, while no crawl is running. The
     old version is kept (for a rollback) unless --drop-old.
+
+    On Elasticsearch/OpenSearch the copy runs as a task on the engine, with progress
+    lines (documents copied / total). If migrate is interrupted the task goes on; run
+    it again: it waits for that task (or continues the copy into the same new index)
+    and finishes, without making another version.
     """
     from cyz.index import open_engine
     from cyz.lock import data_dir_lock, print_waiting
@@ -718,8 +741,12 @@ def index_migrate(drop_old, wait) -> None:
     with data_dir_lock(paths.data_dir(), "migrate", wait=wait, on_wait=print_waiting):
         engine = open_engine(admin=True)  # the admin credentials when set (docs/roles.md)
         try:
+            options = {}
+            if engine.name in ("elasticsearch", "opensearch"):
+                options = {"batch_size": batch_size, "poll_seconds": poll_seconds}
             moved = engine.migrate(drop_old=drop_old,
-                                   progress=lambda line: err.print(line, markup=False))
+                                   progress=lambda line: err.print(line, markup=False),
+                                   **options)
         finally:
             engine.close()
     if not moved:
@@ -730,7 +757,7 @@ def index_migrate(drop_old, wait) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True,
               help="Print a list of runs: {kind, started_at, ended_at, status, sources: "
-                   "{ID: {fetched, new, updated, unchanged, failed: {reason: n}}}, "
+                   "{ID: {fetched, new, updated, unchanged, not_due, failed: {reason: n}}}, "
                    "alerts_sent, errors}.")
 def runs(limit, as_json) -> None:
     """The recorded runs of every job, newest first: status (ok, partial, failed,

@@ -6,8 +6,10 @@ crawl`, `cyz demo`, the scheduler. Its summary decides the exit status (`exit_co
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from cyz.config import Source
@@ -36,6 +38,9 @@ class RunSummary:
     gone: int = 0
     list_pages: int = 0
     list_pages_capped: int = 0  # list pages not fetched: the source's list page cap
+    # known articles met on lists, feeds or sitemaps and not asked this run: not due yet
+    # by their source's revisit policy (they cost no request)
+    not_due: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     not_stored: int = 0  # records fetched and extracted that could not be stored or spooled
     storage_error: str | None = None  # the run's storage failure, in one line
@@ -64,7 +69,7 @@ class RunSummary:
                    unchanged=n("unchanged"), not_article=n("not_article"),
                    url_duplicates=n("url_duplicates"),
                    reprints=n("reprints"), gone=n("gone"), list_pages=n("list_pages"),
-                   list_pages_capped=n("list_pages_capped"),
+                   list_pages_capped=n("list_pages_capped"), not_due=n("not_due"),
                    failed=dict(sorted(failed.items())), not_stored=n("not_stored"),
                    storage_error=stats.get("cyz/storage_error") or None,
                    interrupted=stats.get("cyz/interrupted") or None,
@@ -73,16 +78,19 @@ class RunSummary:
                    sources=sources, stats=stats)
 
     def answered(self, source_id: str) -> int:
-        """The article pages of a source that answered (200, 304, or gone: 404/410)."""
+        """The article pages of a source that answered (200, 304, or gone: 404/410), or
+        that its lists still showed and were not due (the lists answered, the articles
+        are known: nothing needed asking)."""
         gone = int(self.stats.get(f"{SOURCE_STATS}{source_id}/gone", 0) or 0)
-        return self.sources.get(source_id, {}).get("fetched", 0) + gone
+        counts = self.sources.get(source_id, {})
+        return counts.get("fetched", 0) + gone + counts.get("not_due", 0)
 
     @property
     def status(self) -> str:
         """The run's status in the run history: `failed` when the exit code is not OK or
-        no source had one article page answer; `partial` when some sources got nothing
-        while others worked; else `ok` (a source with a few failures is counted, not
-        flagged)."""
+        no source had one article page answer (or not due: see `answered`); `partial`
+        when some sources got nothing while others worked; else `ok` (a source with a few
+        failures is counted, not flagged)."""
         if self.exit_code != ExitCode.OK:
             return "failed"
         if not self.sources:
@@ -148,7 +156,8 @@ class RunSummary:
         table.add_column(style="bold")
         table.add_column(justify="right")
         rows = [("fetched", self.fetched), ("new", self.new), ("updated", self.updated),
-                ("unchanged", self.unchanged), ("URL duplicates", self.url_duplicates),
+                ("unchanged", self.unchanged), ("not due", self.not_due),
+                ("URL duplicates", self.url_duplicates),
                 ("reprints", self.reprints), ("gone", self.gone), ("failed", self.failed_total)]
         rows += [(f"  failed: {reason}", count) for reason, count in self.failed.items()]
         if self.not_article:
@@ -166,7 +175,8 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return {"fetched": self.fetched, "new": self.new, "updated": self.updated,
-                "unchanged": self.unchanged, "not_article": self.not_article,
+                "unchanged": self.unchanged, "not_due": self.not_due,
+                "not_article": self.not_article,
                 "url_duplicates": self.url_duplicates,
                 "reprints": self.reprints, "gone": self.gone, "list_pages": self.list_pages,
                 "list_pages_capped": self.list_pages_capped, "failed": self.failed,
@@ -184,7 +194,7 @@ def _source_counts(stats: dict, source_id: str) -> dict:
     failed = {key.removeprefix(prefix + "failed/"): int(v) for key, v in stats.items()
               if key.startswith(prefix + "failed/") and v}
     return {"fetched": n("fetched") + n("not_modified"), "new": n("new"),
-            "updated": n("updated"), "unchanged": n("unchanged"),
+            "updated": n("updated"), "unchanged": n("unchanged"), "not_due": n("not_due"),
             "failed": dict(sorted(failed.items()))}
 
 
@@ -200,8 +210,16 @@ def crawl(
     wait: bool = False,
     on_wait: Callable[[dict], None] | None = None,
     timeout: float | None = None,
+    full: bool = False,
+    now: datetime | str | None = None,
 ) -> RunSummary:
     """Crawl `sources` once into the index of `data_dir`; returns the run summary.
+
+    Known articles are asked again only when due by their source's revisit policy;
+    `full` asks for every one (`cyz crawl --full`; the scheduler never does). `now` sets
+    the crawl's clock (default: the environment's `CYZ_NOW`, else the real time): tests
+    and benchmarks simulate days passing with it. A `now` that is not an ISO 8601
+    date-time raises ValueError naming it, before anything runs.
 
     A crawl still running after `timeout` seconds (None: no limit) is stopped like a
     Ctrl-C (what was fetched is stored) and ends interrupted, naming CYZ_CRAWL_TIMEOUT.
@@ -216,13 +234,19 @@ def crawl(
     Every outcome is recorded in the run history (`cyz.runs`, kind "crawl"): a locked
     data dir as `skipped`, an exception as `failed` with its line; the history failing
     to be written is logged, never raised."""
-    from cyz.runs import now
+    from cyz.runs import now as wall_now
 
-    started_at = now()
+    start = clock_start(now)
+    started_at = wall_now()
     source_ids = [s.id for s in sources if s.enabled]
+    overrides = dict(settings_overrides or {})
+    if full:
+        overrides["CYZ_REVISIT_FULL"] = True
+    if start:
+        overrides.setdefault("CYZ_NOW", start)
     try:
         summary = _crawl(sources, data_dir=data_dir, engine=engine, max_pages=max_pages,
-                         host_map=host_map, settings_overrides=settings_overrides,
+                         host_map=host_map, settings_overrides=overrides,
                          progress=progress, wait=wait, on_wait=on_wait, timeout=timeout)
     except DataDirLocked as exc:
         _record(data_dir, started_at, "skipped", source_ids, [str(exc)])
@@ -237,6 +261,25 @@ def crawl(
         raise
     _record(data_dir, started_at, summary.status, summary, summary.errors())
     return summary
+
+
+def clock_start(now: datetime | str | None) -> str | None:
+    """The crawl clock's start as the `CYZ_NOW` setting: `now`, else the environment's
+    CYZ_NOW (read here, at the edge), else None (the real time)."""
+    from cyz.crawler.state import clock, iso
+
+    if now is None:
+        now = os.environ.get("CYZ_NOW", "").strip() or None
+        if now is None:
+            return None
+        where = "CYZ_NOW"
+    else:
+        where = "now"
+    try:
+        return iso(clock(now)())
+    except ValueError:
+        raise ValueError(f"{where}={now!r}: not an ISO 8601 date-time "
+                         "(e.g. 2026-11-27T02:00:00+08:00)") from None
 
 
 def _record(data_dir: Path, started_at: str, status: str, sources: RunSummary | list[str],

@@ -202,13 +202,20 @@ def _fetched(run: dict, source_id: str) -> int:
     return int(run["sources"].get(source_id, {}).get("fetched", 0) or 0)
 
 
+def _alive(run: dict, source_id: str) -> int:
+    """Articles fetched, or known and not due (its lists answered and still showed them:
+    the revisit policy did not ask, issue 15)."""
+    counts = run["sources"].get(source_id, {})
+    return _fetched(run, source_id) + int(counts.get("not_due", 0) or 0)
+
+
 def _failures(run: dict, source_id: str) -> dict[str, int]:
     return {k: int(v) for k, v in run["sources"].get(source_id, {}).get("failed", {}).items()}
 
 
 def _silent(source_id: str, runs: list[dict], crawled: list[dict]) -> Problem | None:
     recent = crawled[:SILENT_RUNS]
-    if len(recent) < SILENT_RUNS or any(_fetched(r, source_id) for r in recent):
+    if len(recent) < SILENT_RUNS or any(_alive(r, source_id) for r in recent):
         return None
     success = last_success_by_source(runs).get(source_id)
     if success is None:  # never yielded anything: a new or broken entry, not a change
@@ -244,7 +251,7 @@ def last_success_by_source(runs: list[dict]) -> dict[str, str]:
         if run.get("kind", "crawl") != "crawl":
             continue
         for source_id in run["sources"]:
-            if source_id not in found and _fetched(run, source_id) > 0:
+            if source_id not in found and _alive(run, source_id) > 0:
                 found[source_id] = run["ended_at"]
     return found
 

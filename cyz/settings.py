@@ -233,9 +233,10 @@ _URLS = frozenset(f.alias for f in Settings.model_fields.values()
 
 # CYZ_* names that are not cyz's settings and draw no warning: the test suite's and
 # CI's (CYZ_TEST_*, CYZ_REQUIRE_OPENSEARCH), docker compose's host folder
-# (CYZ_CONFIG_PATH), the OpenSearch test node's heap and the benchmarks' venv.
+# (CYZ_CONFIG_PATH), the OpenSearch test node's heap, the benchmarks' venv, and the
+# crawl's clock for tests and benchmarks (CYZ_NOW, read and checked by cyz.crawl).
 _OTHERS = frozenset({"CYZ_REQUIRE_OPENSEARCH", "CYZ_CONFIG_PATH", "CYZ_OPENSEARCH_HEAP",
-                     "CYZ_NEWS_PLEASE_VENV"})
+                     "CYZ_NEWS_PLEASE_VENV", "CYZ_NOW"})
 
 
 def _shown(name: str, value: str) -> str:

@@ -42,8 +42,9 @@ def query_clause(query: Query, fields: list[str] = SEARCH_FIELDS) -> dict:
 
 
 def highlight_clause(query: Query) -> dict:
-    """What snippets mark: the terms that must occur, never an exclusion."""
-    return query_clause(Query(query.clauses), ["text"])
+    """What snippets mark: the terms that must occur, never an exclusion (searched in
+    `text_zh`, marked in `text`)."""
+    return query_clause(Query(query.clauses), ["text_zh"])
 
 
 def filter_clauses(filters: Filters | None) -> list[dict]:
@@ -140,9 +141,12 @@ def search_body(request: SearchRequest) -> dict:
         body["track_scores"] = True  # hits carry their score under a field sort too
         # Snippets come from the original-script text; the analyser maps it to
         # simplified tokens, so a simplified query still finds its place there.
+        # `text` is not indexed (mapping v3): the highlight query runs on `text_zh` and
+        # the highlighter marks the same terms in `text` (`require_field_match: false`).
         body["highlight"] = {
             "pre_tags": [SNIPPET_MARK[0]],
             "post_tags": [SNIPPET_MARK[1]],
+            "require_field_match": False,
             "fields": {"text": {
                 "highlight_query": highlight_clause(query),
                 "fragment_size": SNIPPET_CHARS,

@@ -96,12 +96,13 @@ class ElasticsearchClient(Client):
         return client
 
     def request(self, method: str, path: str, body: object = None,
-                params: dict | None = None) -> dict:
+                params: dict | None = None, retry: bool = True) -> dict:
         from elastic_transport import TransportError
         from elasticsearch import ApiError as EsApiError
 
+        es = self.es if retry else self.es.options(max_retries=0, retry_on_timeout=False)
         try:
-            response = self.es.perform_request(method, path, params=params, body=body,
+            response = es.perform_request(method, path, params=params, body=body,
                                                headers=_JSON if body is not None else
                                                {"accept": "application/json"})
         except (EsApiError, TransportError) as exc:

@@ -29,8 +29,10 @@ from cyz.index.search_engine import (
 class OpenSearchClient(Client):
     name = "opensearch"
 
-    def __init__(self, client):
+    def __init__(self, client, options: dict | None = None):
         self.os = client
+        self.options = options or {}  # what `from_env` made the client with
+        self.once = None
 
     url_setting = "CYZ_OPENSEARCH_URL"
     user_settings = "CYZ_OPENSEARCH_USER/CYZ_OPENSEARCH_PASSWORD"
@@ -57,17 +59,18 @@ class OpenSearchClient(Client):
             options["ca_certs"] = env["CYZ_OPENSEARCH_CA_CERTS"]
         if url.startswith("https"):
             options["verify_certs"] = _flag(env.get("CYZ_OPENSEARCH_VERIFY_CERTS"))
-        client = cls(OpenSearch([url], **options))
+        client = cls(OpenSearch([url], **options), options)
         client.url, client.credentials, client.admin = url, credentials, use_admin
         return client
 
     def request(self, method: str, path: str, body: object = None,
-                params: dict | None = None) -> dict:
+                params: dict | None = None, retry: bool = True) -> dict:
         from opensearchpy import ConnectionError as OsConnectionError
         from opensearchpy import SSLError, TransportError
 
+        transport = self.os.transport if retry else self._once().transport
         try:
-            result = self.os.transport.perform_request(method, path, params=params, body=body)
+            result = transport.perform_request(method, path, params=params, body=body)
         except SSLError as exc:
             raise EngineMisconfigured(f"{method} {path}: TLS verification failed ({exc}); set "
                                       "CYZ_OPENSEARCH_CA_CERTS to the cluster's CA") from None
@@ -80,6 +83,15 @@ class OpenSearchClient(Client):
                 raise self.denied(status, body, f"{method} {path}") from None
             raise ApiError(status, exc.info, f"{method} {path}") from None
         return result if isinstance(result, dict) else {}
+
+    def _once(self):
+        """A second client of the same options that never retries a request."""
+        if self.once is None:
+            from opensearchpy import OpenSearch
+
+            self.once = OpenSearch([self.url], **{**self.options, "max_retries": 0,
+                                                  "retry_on_timeout": False})
+        return self.once
 
     def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
         from opensearchpy import ConnectionError as OsConnectionError
@@ -96,6 +108,8 @@ class OpenSearchClient(Client):
 
     def close(self) -> None:
         self.os.close()
+        if self.once is not None:
+            self.once.close()
 
 
 def open_opensearch(data_dir: Path, admin: bool = False) -> SearchEngine:

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,7 @@ from cyz.index.events import (
 )
 from cyz.index.mapping import (
     EVENTS_MAPPING_VERSION,
+    INDEX_ANALYZER,
     MAPPING_VERSION,
     article_template,
     event_template,
@@ -65,6 +70,25 @@ BULK_OPTIONS = {
     "raise_on_error": False, "raise_on_exception": False, "yield_ok": False,
 }
 
+
+# Articles go to the engine in this many bulk requests at once (a bounded pool per
+# engine): one request keeps one core of the node busy analysing, two keep two (bench/
+# README.md, issue 15). A write smaller than two slices of BULK_SLICE_MIN is one request.
+# The pool sends them while the calling thread plans the batch's happenings
+# (`PLAN_DURING_BULK`; off, the plan follows the bulk: one request at a time, in a
+# fixed order, as the contract tests compare them).
+BULK_THREADS = 2
+BULK_SLICE_MIN = 100
+PLAN_DURING_BULK = True
+
+# The planning fields (`ARTICLE_FIELDS`) of the articles this engine wrote last: a plan
+# reads the reports of the happenings a batch touches, mostly articles of the batches
+# before, and a real-time `_mget` of unrefreshed documents makes the node refresh.
+RECENT_ARTICLES = 20_000
+
+# `cyz index migrate`: documents per reindex batch, seconds between looks at the task.
+MIGRATE_BATCH = 1000
+MIGRATE_POLL_SECONDS = 2.0
 
 # Pages of candidate happenings and of the articles they report (one request each, as
 # a rule: a batch rarely touches more).
@@ -170,9 +194,11 @@ class Client:
                             f"{held}: give them the privileges of docs/roles.md")
 
     def request(self, method: str, path: str, body: object = None,
-                params: dict | None = None) -> dict:
+                params: dict | None = None, retry: bool = True) -> dict:
         """Send one request; return the JSON body (or {} for HEAD). Raise ApiError on an
-        HTTP error status, EngineUnavailable when the engine cannot be reached."""
+        HTTP error status, EngineUnavailable when the engine cannot be reached. With
+        `retry` False the request is sent once, never again after a timeout (a request
+        that must not run twice, like starting a reindex)."""
         raise NotImplementedError
 
     def bulk(self, actions: Iterable[dict]) -> Iterator[BulkFailure]:
@@ -198,6 +224,11 @@ class SearchEngine(Engine):
         # The crawl child sets it: the crawl's own check already said the engine is away,
         # once; the operator needs that line once per run, not once per process.
         self.quiet_unreachable = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._recent: OrderedDict[str, dict] = OrderedDict()
+        # The articles index's mapping version as the last set-up read it (None: unknown).
+        self.live_mapping_version: int | None = None
         quiet_client_logs()
 
     # -- set-up --------------------------------------------------------------------
@@ -288,7 +319,9 @@ class SearchEngine(Engine):
 
     def _current(self) -> bool:
         """Both aliases exist and their mappings hold every field and the `_meta` of this
-        cyz's templates: nothing for the set-up to do (read with `view_index_metadata`)."""
+        cyz's templates: nothing for the set-up to do (read with `view_index_metadata`).
+        Remembers the articles index's mapping version for `mapping_drift`."""
+        current = True
         for alias, template in self.templates.items():
             try:
                 found = self.client.request("GET", f"/{alias}/_mapping")
@@ -300,16 +333,34 @@ class SearchEngine(Engine):
             if len(found) != 1:
                 return False
             (live,) = (v.get("mappings", {}) for v in found.values())
-            if live.get("_meta") != wanted.get("_meta"):
-                return False
+            if alias == self.articles:
+                self.live_mapping_version = _mapping_version(live)
+                # Only the version: a migration's bookkeeping may sit beside it.
+                if self.live_mapping_version != MAPPING_VERSION:
+                    current = False
+            elif live.get("_meta") != wanted.get("_meta"):
+                current = False
             if not _covers(live.get("properties", {}), wanted.get("properties", {})):
-                return False
-        return True
+                current = False
+        return current
+
+    def mapping_drift(self) -> str | None:
+        """The warning when the articles index is older than this cyz's mapping (set by
+        the last set-up; `cyz index status`, the start of a crawl, the scheduler)."""
+        live = self.live_mapping_version
+        if live is None or live >= MAPPING_VERSION:
+            return None
+        meanwhile = ("one-character words find nothing until then" if live < 2 else
+                     "searches work meanwhile; indexing is slower until then")
+        return (f"{self.articles} is on mapping v{live} and this cyz's is v{MAPPING_VERSION}: "
+                f"run `cyz index migrate` (with {self.client.admin_settings} set, where the "
+                f"cluster has security) to move it ({meanwhile})")
 
     def _set_up(self, admin: bool = False) -> None:
         self._initialised = True
         # The nightly credentials only read the mappings; a new index, template or field
         # is the admin's (`cyz index init`, `cyz index migrate`).
+        self.live_mapping_version = None
         if not admin and self._current():
             self.online = True
             return
@@ -324,12 +375,18 @@ class SearchEngine(Engine):
                                    f"these credentials may not create it: run `cyz index "
                                    f"init` with {self.client.admin_settings} set "
                                    "(docs/roles.md)") from None
-            log.warning("%s: the index mappings differ from this cyz's (mapping v%d, events "
-                        "v%d) and %s may not update them: run `cyz index init` (new fields) "
-                        "or `cyz index migrate` (changed ones) with %s set", self.name,
-                        MAPPING_VERSION, EVENTS_MAPPING_VERSION,
-                        self.client.credentials or "the login", self.client.admin_settings)
+            if self.mapping_drift() is None:
+                log.warning("%s: the index mappings differ from this cyz's (mapping v%d, "
+                            "events v%d) and %s may not update them: run `cyz index init` "
+                            "(new fields) or `cyz index migrate` (changed ones) with %s set",
+                            self.name, MAPPING_VERSION, EVENTS_MAPPING_VERSION,
+                            self.client.credentials or "the login", self.client.admin_settings)
             self.online = True
+        # One warning for an index older than the code, whoever runs (the mapping-drift
+        # warning of docs/roles.md; the in-place update above cannot bring it up to date).
+        # The crawl child says it as info: the crawl's start-up check warned already.
+        if (drift := self.mapping_drift()) is not None:
+            (log.info if self.quiet_unreachable else log.warning)("%s: %s", self.name, drift)
 
     def _put_templates_and_indices(self) -> None:
         rebuild = False
@@ -351,15 +408,21 @@ class SearchEngine(Engine):
             # a keyword) is rebuilt from the articles right away.
             mappings = template["template"]["mappings"]
             body = {k: v for k, v in mappings.items() if k in ("properties", "_meta")}
+            if alias == self.articles:
+                # The version stays the one that made the index (a bump means migrate).
+                body.pop("_meta", None)
             try:
                 self.client.request("PUT", f"/{alias}/_mapping", body)
             except ApiError as exc:
                 if exc.status == 400 and alias == self.articles:
                     # An index of an older mapping (v1 analysed text without single
-                    # characters) keeps serving as it is until migrated.
-                    log.warning("%s has an older mapping (%s): run `cyz index migrate` to "
-                                "bring it to mapping v%d (one-character words find nothing "
-                                "until then)", alias, exc, MAPPING_VERSION)
+                    # characters; v2 analysed `text` too) keeps serving as it is until
+                    # migrated: `_set_up` warns (`mapping_drift`).
+                    log.info("%s: the mapping cannot change in place (%s)", alias, exc)
+                    found = self.client.request("GET", f"/{alias}/_mapping")
+                    self.live_mapping_version = min(
+                        [_mapping_version(v.get("mappings", {})) for v in found.values()]
+                        + [MAPPING_VERSION - 1])
                     continue
                 if alias != self.events or exc.status != 400:
                     raise
@@ -408,8 +471,12 @@ class SearchEngine(Engine):
         stamp = indexed_now()
         records = [{**r, "indexed_at": stamp} for r in records]
         by_id = {r["id"]: r for r in records}
+        sending = self._bulk_start(list(_article_actions(records, self.articles)))
+        # While the node takes the articles, plan their happenings as if it takes them
+        # all: a plan reads stored happenings and other articles, never this batch's.
+        early = self._plan_or_none(records) if PLAN_DURING_BULK else False
         try:
-            failures = list(self.client.bulk(_article_actions(records, self.articles)))
+            failures = self._bulk_finish(sending)
         except EngineUnavailable as exc:
             self.online = False
             log.warning("%s went away during a write (%s): spooling", self.name, exc)
@@ -429,8 +496,12 @@ class SearchEngine(Engine):
         # The articles the engine took: their happenings follow (a rejected article
         # keeps its stored version, and that version's happenings).
         accepted = list(by_id.values())
+        self._remember(accepted)
         try:
-            event_failures = self._update_events(accepted)
+            if early is not False and len(accepted) == len(records):
+                event_failures = self._apply(*early) if early else {}
+            else:  # some were rejected (or not planned yet): plan for those taken
+                event_failures = self._update_events(accepted)
         except EngineUnavailable as exc:
             self.online = False
             log.warning("%s went away while writing events (%s): spooling", self.name, exc)
@@ -447,17 +518,57 @@ class SearchEngine(Engine):
                     failed.setdefault(reason, []).append(record)
         return failed
 
+    def _bulk_start(self, actions: list[dict]) -> list[Future]:
+        """Send `actions` by `client.bulk` in the engine's pool, in up to BULK_THREADS
+        slices at once; `_bulk_finish` waits for them."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(BULK_THREADS, thread_name_prefix="cyz-bulk")
+        slices = max(1, min(BULK_THREADS, len(actions) // BULK_SLICE_MIN))
+        step = max(1, -(-len(actions) // slices))
+        return [self._pool.submit(lambda part: list(self.client.bulk(part)),
+                                  actions[start:start + step])
+                for start in range(0, len(actions), step)]
+
+    @staticmethod
+    def _bulk_finish(futures: list[Future]) -> list[BulkFailure]:
+        """The failures of every slice; an error in any slice (an unreachable engine) is
+        raised once all have ended, as one bulk would raise it."""
+        failures: list[BulkFailure] = []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                failures += future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                error = error or exc
+        if error is not None:
+            raise error
+        return failures
+
+    def _plan_or_none(self, records: list[dict]) -> tuple[Plan, set[str]] | None | bool:
+        """`_plan_events`, or False when it failed (the caller plans again, and reports)."""
+        try:
+            return self._plan_events(records)
+        except (EngineUnavailable, ApiError):
+            return False
+
     def _update_events(self, records: list[dict], removed: list[str] = ()) -> dict[str, list[str]]:
         """Plan and write the happenings after `records` were indexed and `removed`
         deleted; returns the ids of batch articles whose happenings failed, by reason."""
+        planned = self._plan_events(records, removed)
+        return self._apply(*planned) if planned else {}
+
+    def _plan_events(self, records: list[dict],
+                     removed: list[str] = ()) -> tuple[Plan, set[str]] | None:
+        """The happenings' changes for `records` indexed and `removed` deleted, and the
+        batch's article ids; None when they touch no happening."""
         lookup = candidate_lookup(records, removed)
         if lookup.is_empty:
-            return {}
+            return None
         candidates = touchable(records, self._candidates(dsl.candidates_query(lookup)), removed)
         exclude = {r["id"] for r in records} | set(removed)
         reported = self._articles_by_id(reported_articles(candidates, exclude))
-        changes = plan(records, candidates, reported, removed)
-        return self._apply(changes, exclude)
+        return plan(records, candidates, reported, removed), exclude
 
     def _candidates(self, query: dict) -> list[dict]:
         found: list[dict] = []
@@ -469,10 +580,20 @@ class SearchEngine(Engine):
                 return found
             body["search_after"] = hits[-1]["sort"]
 
+    def _remember(self, records: list[dict]) -> None:
+        """Keep the planning fields of articles the engine took (see RECENT_ARTICLES)."""
+        for record in records:
+            self._recent[record["id"]] = {k: record[k] for k in ARTICLE_FIELDS if k in record}
+            self._recent.move_to_end(record["id"])
+        while len(self._recent) > RECENT_ARTICLES:
+            self._recent.popitem(last=False)
+
     def _articles_by_id(self, ids: list[str]) -> dict[str, dict]:
-        """The reported articles' fields a plan reads. `_mget` reads in real time: the
-        articles of the previous batch are there before the index refreshes."""
-        out: dict[str, dict] = {}
+        """The reported articles' fields a plan reads: those this engine wrote lately
+        from memory, the others by `_mget`, which reads in real time (the articles of
+        the previous batch are there before the index refreshes)."""
+        out: dict[str, dict] = {i: self._recent[i] for i in ids if i in self._recent}
+        ids = [i for i in ids if i not in out]
         for start in range(0, len(ids), MGET_CHUNK):
             answer = self.client.request(
                 "POST", f"/{self.articles}/_mget", {"ids": ids[start:start + MGET_CHUNK]},
@@ -499,9 +620,10 @@ class SearchEngine(Engine):
         # A happening whose replacement failed must not vanish: keep every old one until
         # the parked articles' replay plans again.
         if changes.deleted and not failures:
+            # (no refresh of its own: the one below serves both writes)
             self.client.request("POST", f"/{self.events}/_delete_by_query",
                                 {"query": {"ids": {"values": changes.deleted}}},
-                                params={"conflicts": "proceed", "refresh": "true"})
+                                params={"conflicts": "proceed"})
         self.client.request("POST", f"/{self.events}/_refresh")
         return failed
 
@@ -537,6 +659,8 @@ class SearchEngine(Engine):
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
+        for record_id in ids:
+            self._recent.pop(record_id, None)
         # delete_by_query finds what search sees: this run's writes too
         self.client.request("POST", f"/{self.articles}/_refresh")
         result = self.client.request("POST", f"/{self.articles}/_delete_by_query",
@@ -629,6 +753,13 @@ class SearchEngine(Engine):
         say = say or log.info
         old = self._alias_targets(self.events)
         versions = self._versions(self.events)
+        floor = max([_version_number(v) for v in old] + [0])
+        for index in versions:
+            if index not in old and _version_number(index) > floor:
+                # A build an interruption left half done: derived data, built again.
+                say(f"{self.events}: deleting {index}, left unfinished by an earlier build")
+                self.client.request("DELETE", f"/{index}")
+        versions = [v for v in versions if v in old or _version_number(v) <= floor]
         new = versioned(self.events, max([_version_number(v) for v in versions + old] + [0]) + 1)
         say(f"{self.events}: building happenings from {self.articles} into {new}")
         self.client.request("PUT", f"/{new}", {})
@@ -660,6 +791,14 @@ class SearchEngine(Engine):
         info = {"engine": self.name, "online": self.online, "spooled": len(self.spool),
                 "rejected": self.spool.rejected_count(), "last_flush": self.spool.last_flush()}
         if self.online:
+            if self.live_mapping_version is None:  # set-up did not need to read it
+                found = self.client.request("GET", f"/{self.articles}/_mapping")
+                self.live_mapping_version = min(
+                    [_mapping_version(v.get("mappings", {})) for v in found.values()] or [None])
+            info["mapping_version"] = self.live_mapping_version
+            info["code_mapping_version"] = MAPPING_VERSION
+            if (drift := self.mapping_drift()) is not None:
+                info["mapping_drift"] = drift
             for alias in self.templates:
                 info[alias] = {
                     "current": self._alias_targets(alias),
@@ -681,14 +820,22 @@ class SearchEngine(Engine):
     def _doc_count(self, index: str) -> int:
         return int(self.client.request("POST", f"/{index}/_count", {"query": {"match_all": {}}})["count"])
 
-    def migrate(self, drop_old: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    def migrate(self, drop_old: bool = False, progress: Callable[[str], None] | None = None,
+                batch_size: int = MIGRATE_BATCH, poll_seconds: float = MIGRATE_POLL_SECONDS) -> dict:
         """Reindex every alias into a new version, check counts, swap the alias atomically.
-        The old index is kept unless `drop_old`. Run it while no crawl is writing."""
+        The old index is kept unless `drop_old`. Run it while no crawl is writing.
+
+        The articles are copied by a reindex task on the engine (`batch_size` documents a
+        batch), polled every `poll_seconds` with progress lines; the task outlives this
+        process. A re-run after an interruption finds the unfinished target (its `_meta`
+        names the task) and waits for the task, or continues the copy into the same
+        target, instead of making another version."""
         self._require_online()
         with self._as_admin("`cyz index migrate`"):
-            return self._migrate(drop_old, progress)
+            return self._migrate(drop_old, progress, batch_size, poll_seconds)
 
-    def _migrate(self, drop_old: bool, progress: Callable[[str], None] | None) -> dict:
+    def _migrate(self, drop_old: bool, progress: Callable[[str], None] | None,
+                 batch_size: int, poll_seconds: float) -> dict:
         say = progress or log.info
         moved = {}
         for alias in self.templates:
@@ -698,30 +845,167 @@ class SearchEngine(Engine):
                 moved[alias] = self._rebuild_events(drop_old, say)
                 continue
             (old,) = self._alias_targets(alias) or (None,)
-            versions = self._versions(alias)
-            new = versioned(alias, max([_version_number(v) for v in versions] + [0]) + 1)
-            self.client.request("PUT", f"/{new}", {})
+            new, task = self._migration_target(alias, old, say)
             if old:
-                say(f"{alias}: reindexing {old} → {new}")
-                self.client.request("POST", "/_reindex", {"source": {"index": old}, "dest": {"index": new}},
-                                    params={"wait_for_completion": "true", "refresh": "true"})
+                self._reindex(alias, old, new, task, say, batch_size, poll_seconds)
                 self.client.request("POST", f"/{old}/_refresh")
+                self.client.request("POST", f"/{new}/_refresh")
                 before, after = self._doc_count(old), self._doc_count(new)
                 if before != after:
                     raise RuntimeError(f"{alias}: {old} holds {before} documents but {new} "
-                                       f"{after}; alias left on {old}, {new} kept for inspection")
+                                       f"{after}; alias left on {old}, {new} kept for "
+                                       f"inspection (delete it and run `cyz index migrate` "
+                                       "again to copy afresh)")
             actions = [{"add": {"index": new, "alias": alias}}]
             if old:
                 actions.insert(0, {"remove": {"index": old, "alias": alias}})
             self.client.request("POST", "/_aliases", {"actions": actions})
+            # Done: the target's `_meta` keeps only its mapping version.
+            self.client.request("PUT", f"/{new}/_mapping",
+                                {"_meta": {"cyz_mapping_version": MAPPING_VERSION}})
             if old and drop_old:
                 self.client.request("DELETE", f"/{old}")
             moved[alias] = {"from": old, "to": new, "dropped_old": bool(old and drop_old),
                             "documents": self._doc_count(new)}
-            say(f"{alias}: now on {new} ({moved[alias]['documents']} documents)")
+            say(f"{alias}: now on {new} ({moved[alias]['documents']} documents, mapping "
+                f"v{MAPPING_VERSION})")
+        self.live_mapping_version = MAPPING_VERSION
         return moved
 
+    def _migration_target(self, alias: str, old: str | None,
+                          say: Callable[[str], None]) -> tuple[str, str | None]:
+        """The index to migrate into and the reindex task a previous run left (or None).
+
+        A version newer than the alias's that no alias points to is an unfinished
+        migration's target: the newest one of this cyz's mapping is taken up again;
+        the others (an older cyz's, or extra copies) are deleted, unless a reindex
+        task still writes into them (then the migration stops and says so)."""
+        # (No alias at all: nothing is taken up or deleted, the next number is made.)
+        unfinished = [v for v in self._versions(alias)
+                      if old and _version_number(v) > _version_number(old)]
+        running = self._running_reindexes() if unfinished else {}
+        resume, task = None, None
+        for index in sorted(unfinished, key=_version_number, reverse=True):
+            meta = self._index_meta(index)
+            mine = (meta.get("cyz_mapping_version") == MAPPING_VERSION
+                    and (meta.get("cyz_migration") or {}).get("from") in (old, None))
+            if resume is None and mine:
+                resume, task = index, (meta.get("cyz_migration") or {}).get("task")
+                continue
+            if index in running:
+                raise RuntimeError(f"{alias}: reindex task {running[index]} still writes into "
+                                   f"{index} (left by an earlier migration); wait for it to "
+                                   f"end (GET _tasks/{running[index]}) or cancel it, then run "
+                                   "`cyz index migrate` again")
+            say(f"{alias}: deleting {index}, the unfinished target of an earlier migration")
+            self.client.request("DELETE", f"/{index}")
+        if resume is not None:
+            say(f"{alias}: taking up the unfinished migration into {resume}")
+            return resume, task or running.get(resume)
+        versions = self._versions(alias) + ([old] if old else [])
+        new = versioned(alias, max([_version_number(v) for v in versions] + [0]) + 1)
+        self.client.request("PUT", f"/{new}", {})
+        return new, None
+
+    def _index_meta(self, index: str) -> dict:
+        found = self.client.request("GET", f"/{index}/_mapping")
+        return next(iter(found.values()), {}).get("mappings", {}).get("_meta") or {}
+
+    def _running_reindexes(self) -> dict[str, str]:
+        """{target index: task id} of the reindex tasks running on the cluster."""
+        answer = self.client.request("GET", "/_tasks",
+                                     params={"actions": "*reindex", "detailed": "true"})
+        out = {}
+        for node in answer.get("nodes", {}).values():
+            for task_id, task in node.get("tasks", {}).items():
+                match = re.search(r"to \[([^\]]+)\]", task.get("description", ""))
+                if match and not task.get("parent_task_id"):
+                    out[match[1]] = task_id
+        return out
+
+    def _reindex(self, alias: str, old: str, new: str, task: str | None,
+                 say: Callable[[str], None], batch_size: int, poll_seconds: float) -> None:
+        """Copy `old` into `new` by a reindex task: the one a previous run started when it
+        still runs or has finished well, else a new one. Documents already copied are
+        kept unless `old` holds a newer version of them (external versioning), so a
+        continued copy costs little."""
+        if task is not None:
+            state = self._task(task)
+            if state is None or (state.get("completed") and not _task_ok(state)):
+                task = None  # lost with a node restart, cancelled or failed: copy on
+            elif state.get("completed"):
+                say(f"{alias}: the copy {old} → {new} (task {task}) finished while cyz was away")
+                return
+            else:
+                say(f"{alias}: the copy {old} → {new} is still running (task {task}): waiting")
+        if task is None:
+            task = self._start_reindex(old, new, batch_size)
+            say(f"{alias}: copying {old} → {new} (task {task}, batches of {batch_size})")
+            self.client.request("PUT", f"/{new}/_mapping", {"_meta": {
+                "cyz_mapping_version": MAPPING_VERSION,
+                "cyz_migration": {"from": old, "task": task}}})
+        self._wait_for(alias, task, say, poll_seconds)
+
+    def _start_reindex(self, old: str, new: str, batch_size: int) -> str:
+        """Start the reindex task and return its id. Sent once: a client retry (after a
+        timeout) would start a second copy beside the first."""
+        body = {"source": {"index": old, "size": batch_size},
+                "dest": {"index": new, "version_type": "external"},
+                "conflicts": "proceed"}
+        try:
+            answer = self.client.request("POST", "/_reindex", body,
+                                         params={"wait_for_completion": "false"}, retry=False)
+        except EngineUnavailable:
+            # The engine may have started it before the answer was lost: find it.
+            running = self._running_reindexes()
+            if new in running:
+                return running[new]
+            raise
+        return str(answer["task"])
+
+    def _task(self, task: str) -> dict | None:
+        try:
+            return self.client.request("GET", f"/_tasks/{task}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _wait_for(self, alias: str, task: str, say: Callable[[str], None],
+                  poll_seconds: float) -> None:
+        last = None
+        try:
+            while True:
+                state = self._task(task)
+                if state is None:
+                    raise RuntimeError(f"{alias}: the reindex task {task} is gone (the node "
+                                       "restarted?): run `cyz index migrate` again to go on")
+                status = state.get("task", {}).get("status", {})
+                total = int(status.get("total") or 0)
+                done = sum(int(status.get(k) or 0) for k in
+                           ("created", "updated", "deleted", "version_conflicts", "noops"))
+                line = f"{alias}: {done:,} / {total:,} documents copied"
+                if total:
+                    line += f" ({done / total:.0%})"
+                if line != last:
+                    say(line)
+                    last = line
+                if state.get("completed"):
+                    if not _task_ok(state):
+                        raise RuntimeError(f"{alias}: the reindex task {task} failed: "
+                                           f"{_task_error(state)}; run `cyz index migrate` "
+                                           "again to go on")
+                    return
+                time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            say(f"{alias}: interrupted; the copy goes on in the engine (task {task}): run "
+                "`cyz index migrate` again to wait for it and finish")
+            raise
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.client.close()
 
     def newest_by_source(self) -> dict[str, dict]:
@@ -760,10 +1044,36 @@ def _covers(live: dict, wanted: dict) -> bool:
             return False
         if have.get("type", "object") != spec.get("type", "object"):
             return False
+        # How a field is analysed and whether it is searched cannot change in place.
+        if any(have.get(key, default) != spec[key] for key, default in
+               (("analyzer", None), ("search_analyzer", None), ("index", True)) if key in spec):
+            return False
         for key in ("properties", "fields"):
             if not _covers(have.get(key, {}), spec.get(key, {})):
                 return False
     return True
+
+
+def _mapping_version(mappings: dict) -> int:
+    """The mapping version of an articles index: its `_meta` (from 3), else told by how
+    `text` is analysed (2: single characters beside the pairs, 1: pairs only)."""
+    version = (mappings.get("_meta") or {}).get("cyz_mapping_version")
+    if isinstance(version, int):
+        return version
+    text = mappings.get("properties", {}).get("text", {})
+    return 2 if text.get("analyzer") == INDEX_ANALYZER else 1
+
+
+def _task_ok(state: dict) -> bool:
+    response = state.get("response") or {}
+    return not state.get("error") and not response.get("failures")
+
+
+def _task_error(state: dict) -> str:
+    if state.get("error"):
+        return _reason({"error": state["error"]})
+    failures = (state.get("response") or {}).get("failures") or []
+    return f"{len(failures)} document(s) failed, first: {str(failures[0])[:300]}"
 
 
 def _version_number(index: str) -> int:

@@ -1,9 +1,18 @@
 """The embedded engine: one SQLite file with an FTS5 index over CJK bigram tokens.
 
-`articles` keeps each record as JSON plus the columns filters need; `articles_fts` (rowid =
-`articles.doc`) holds the token strings of `cyz.index.cjk` for title and body. The token
-strings are stored rather than contentless so that replacing or deleting a row never
-depends on re-deriving yesterday's tokens with today's OpenCC dictionaries.
+`articles` keeps the columns filters and ranking need (narrow rows: a search reads them
+for every match); `records` keeps each record as zlib-compressed JSON under the same
+`doc` (read for the page of hits only; `decode_record`). `articles_fts` (rowid =
+`articles.doc`) is a *contentless* FTS5 index of the token strings of `cyz.index.cjk` for
+title and body: only the index is stored, never a second copy of the text.
+
+Schema v5 made it so (v4 stored the token strings and the JSON text beside the index:
+~36 KB an article). A contentless table forgets what it indexed, so replacing or deleting
+a row first deletes the old tokens, re-derived from the stored record; that holds only
+while the tokenizer is the one that indexed them, so `meta.fts_tokens` names it
+(`TOKENS_VERSION`, the OpenCC and Unicode versions) and the index is rebuilt from the
+records when it changes (on open, like a migration). Snippets are cut in Python from
+the stored text of the page of hits (`_MatchFinder`), never by FTS5.
 
 Schema v4 adds the columns search filters and ranks on (`relevance`, `topics`,
 `cluster_id`); the order of results is `cyz.index.ranking`'s.
@@ -15,12 +24,15 @@ which happening; both are written in the same transaction as the articles.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import re
 import sqlite3
 import threading
 import time
+import unicodedata
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -53,7 +65,11 @@ from cyz.record import validate_article
 from cyz.storage import storing
 
 # Bump with a migration step in `_migrate` whenever the tables change.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+# Bump whenever `cyz.index.cjk` would tokenize a stored text differently: the FTS index is
+# then rebuilt on open (its deletes need the tokens it indexed; see the module docstring).
+TOKENS_VERSION = 1
 
 # bm25 column weights: a match in the title counts five times one in the body.
 TITLE_WEIGHT = ranking.TITLE_BOOST
@@ -136,32 +152,41 @@ _SCHEMA_V4 = (
     "CREATE INDEX IF NOT EXISTS articles_cluster ON articles (cluster_id)",
 )
 
+_FTS = ("CREATE VIRTUAL TABLE articles_fts USING fts5 "
+        "(title, text, content = '', tokenize = 'ascii')")
+
+# v5: the records compressed in their own table, the filter columns alone in `articles`,
+# and a contentless FTS index (filled by `_rebuild_fts` from the records).
+_SCHEMA_V5 = (
+    "CREATE TABLE IF NOT EXISTS records (doc INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+    "INSERT OR REPLACE INTO records (doc, body) SELECT doc, cyz_pack(record) FROM articles",
+    "ALTER TABLE articles DROP COLUMN record",
+    "DROP TABLE IF EXISTS articles_fts",
+    _FTS,
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
 _UPSERT = """
 INSERT INTO articles (id, source_id, published_at, pub_date, pub_ts, regions, pipeline_version,
-                      indexed_at, relevance, topics, cluster_id, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      indexed_at, relevance, topics, cluster_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     source_id = excluded.source_id, published_at = excluded.published_at,
     pub_date = excluded.pub_date, pub_ts = excluded.pub_ts, regions = excluded.regions,
     pipeline_version = excluded.pipeline_version, indexed_at = excluded.indexed_at,
-    relevance = excluded.relevance, topics = excluded.topics, cluster_id = excluded.cluster_id,
-    record = excluded.record
+    relevance = excluded.relevance, topics = excluded.topics, cluster_id = excluded.cluster_id
+RETURNING doc
 """
-# The upsert keeps `doc`, so the FTS row is replaced in place under the same rowid.
-_UPSERT_FTS = """
-INSERT OR REPLACE INTO articles_fts (rowid, title, text)
-SELECT doc, ?, ? FROM articles WHERE id = ?
-"""
+_UPSERT_RECORD = "INSERT OR REPLACE INTO records (doc, body) VALUES (?, ?)"
+_INSERT_FTS = "INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)"
+# A contentless table deletes a row by being told the tokens it indexed for it.
+_DELETE_FTS = "INSERT INTO articles_fts (articles_fts, rowid, title, text) VALUES ('delete', ?, ?, ?)"
 
 _UPSERT_EVENT = """
 INSERT OR REPLACE INTO events
     (event_id, type, planned, date_from, date_to, first_day, day_from, day_to, regions, parties, doc)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-
-# What a plan reads of the articles a happening reports, without parsing whole records.
-_ARTICLE_FIELDS_SQL = ", ".join(
-    f"json_extract(record, '$.{name}')" for name in ARTICLE_FIELDS if name != "id")
 
 _ITER_BATCH = 500
 
@@ -202,6 +227,7 @@ class SqliteEngine(Engine):
                     db.execute("PRAGMA journal_mode = WAL")
                     db.execute("PRAGMA synchronous = NORMAL")
                     _ensure_pow(db)
+                    db.create_function("cyz_pack", 1, _pack_json, deterministic=True)
                     self._ensure_schema(db)
                 except BaseException:
                     db.close()
@@ -211,7 +237,7 @@ class SqliteEngine(Engine):
 
     def _ensure_schema(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION and _stamp(db) == tokens_stamp():
             return
         if version > SCHEMA_VERSION:
             raise SchemaError(
@@ -225,6 +251,9 @@ class SqliteEngine(Engine):
             if version < SCHEMA_VERSION:
                 self._migrate(db, version)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if _stamp(db) != tokens_stamp():
+                # New tokenizer (or a v4 file): index the stored records afresh.
+                _rebuild_fts(db)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -238,23 +267,28 @@ class SqliteEngine(Engine):
         if version < 2:
             for statement in _SCHEMA_V2:
                 db.execute(statement)
-            # Happenings are derived data: a v1 index gets them from its stored articles.
-            self._rebuild_events(db)
         if version < 3:
             for statement in _SCHEMA_V3:
                 db.execute(statement)
         if version < 4:
             for statement in _SCHEMA_V4:
                 db.execute(statement)
+        if version < 5:
+            for statement in _SCHEMA_V5:
+                db.execute(statement)
+            _rebuild_fts(db)
+        if version < 2:
+            # Happenings are derived data: a v1 index gets them from its stored articles.
+            self._rebuild_events(db)
 
     def _rebuild_events(self, db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM events")
         db.execute("DELETE FROM event_reports")
-        rows = db.execute(
-            f"SELECT id, {_ARTICLE_FIELDS_SQL} FROM articles "
-            "WHERE json_array_length(record, '$.events') > 0"
-        )
-        records = [_article_fields(row) for row in rows]
+        records = []
+        for (body,) in db.execute("SELECT body FROM records"):
+            record = decode_record(body)
+            if record.get("events"):
+                records.append(_article_fields(record))
         _apply(db, plan(records))
 
     @property
@@ -287,29 +321,43 @@ class SqliteEngine(Engine):
     # -- writing --------------------------------------------------------------------
 
     def write(self, records: Iterable[dict]) -> int:
-        rows = []
-        fts_rows = []
-        batch: dict[str, dict] = {}
+        # One row per id, the last of the batch winning (as writing them in turn would).
+        batch: dict[str, tuple[dict, tuple, bytes]] = {}
+        written = 0
         stamp = indexed_now()
         for record in records:
             record = validate_article({**record, "indexed_at": stamp})
-            row, fts = _rows_for(record)
-            rows.append(row)
-            fts_rows.append(fts)
-            batch[record["id"]] = record
-        if not rows:
+            row = _row_for(record)
+            batch.pop(record["id"], None)
+            batch[record["id"]] = (record, row, _pack(record))
+            written += 1
+        if not batch:
             return 0
         with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(_UPSERT, rows)
-                db.executemany(_UPSERT_FTS, fts_rows)
-                self._update_events(db, list(batch.values()))
+                old = _stored_by_id(db, list(batch))
+                deletes, inserts, bodies = [], [], []
+                for record_id, (record, row, body) in batch.items():
+                    doc = db.execute(_UPSERT, row).fetchone()[0]
+                    bodies.append((doc, body))
+                    new_text = _indexed_text(record)
+                    before = old.get(record_id)
+                    if before is not None:
+                        old_text = _indexed_text(before[1])
+                        if old_text == new_text:
+                            continue  # same tokens: the FTS row stands
+                        deletes.append((before[0], *map(cjk.index_terms, old_text)))
+                    inserts.append((doc, *map(cjk.index_terms, new_text)))
+                db.executemany(_DELETE_FTS, deletes)
+                db.executemany(_UPSERT_RECORD, bodies)
+                db.executemany(_INSERT_FTS, inserts)
+                self._update_events(db, [r for r, _, _ in batch.values()])
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
-        return len(rows)
+        return written
 
     def _update_events(self, db: sqlite3.Connection, records: list[dict],
                        removed: list[str] = ()) -> None:
@@ -327,11 +375,12 @@ class SqliteEngine(Engine):
         with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(
-                    "DELETE FROM articles_fts WHERE rowid IN "
-                    "(SELECT doc FROM articles WHERE id = ?)",
-                    params,
-                )
+                old = _stored_by_id(db, [p[0] for p in params])
+                db.executemany(_DELETE_FTS, [
+                    (doc, *map(cjk.index_terms, _indexed_text(record)))
+                    for doc, record in old.values()])
+                db.executemany("DELETE FROM records WHERE doc = ?",
+                               [(doc,) for doc, _ in old.values()])
                 before = db.total_changes
                 db.executemany("DELETE FROM articles WHERE id = ?", params)
                 deleted = db.total_changes - before
@@ -346,8 +395,9 @@ class SqliteEngine(Engine):
 
     def get(self, record_id: str) -> dict | None:
         with self._using("read the index") as db:
-            row = db.execute("SELECT record FROM articles WHERE id = ?", (record_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+            row = db.execute("SELECT r.body FROM articles a JOIN records r ON r.doc = a.doc "
+                             "WHERE a.id = ?", (record_id,)).fetchone()
+        return decode_record(row[0]) if row else None
 
     def count(self, filters: Filters | None = None) -> int:
         where, params = _filter_sql(filters or Filters())
@@ -364,14 +414,14 @@ class SqliteEngine(Engine):
             with self._using("read the index") as db:
                 rows = (
                     db.execute(
-                        f"SELECT doc, record FROM articles a WHERE a.doc > ? AND {where} "
-                        f"ORDER BY a.doc LIMIT {_ITER_BATCH}",
+                        "SELECT a.doc, r.body FROM articles a JOIN records r ON r.doc = a.doc "
+                        f"WHERE a.doc > ? AND {where} ORDER BY a.doc LIMIT {_ITER_BATCH}",
                         [last, *params],
                     )
                     .fetchall()
                 )
-            for _, record in rows:
-                yield json.loads(record)
+            for _, body in rows:
+                yield decode_record(body)
             if len(rows) < _ITER_BATCH:
                 return
             last = rows[-1][0]
@@ -382,22 +432,32 @@ class SqliteEngine(Engine):
             return SearchResult(total=0, hits=[])  # a Query built by hand, of `*` and such
         base, params = _search_sql(request.query, request.filters)
         score, order = _ranking_sql(request.query, request.sort)
+        # bm25() is the costly part of a search: where the order does not need it (by
+        # date), it is computed for the page alone.
+        later = request.query.has_words and request.sort == "date"
         with self._using("read the index") as db:
             total = db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
             # The page's docs first, then their records: sorting every match with its
-            # whole JSON record would read each one.
+            # whole record would read each one.
             page = db.execute(
-                f"SELECT a.doc, {score} AS score {base} ORDER BY {order} LIMIT ? OFFSET ?",
+                f"SELECT a.doc, {'0.0' if later else score} AS score {base} "
+                f"ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
+            if later and page:
+                scores = dict(db.execute(
+                    f"SELECT rowid, {score} FROM articles_fts WHERE articles_fts MATCH ? "
+                    "AND rowid IN (SELECT value FROM json_each(?))",
+                    [params[0], json.dumps([doc for doc, _ in page])]).fetchall())
+                page = [(doc, scores.get(doc, 0.0)) for doc, _ in page]
             records = dict(db.execute(
-                "SELECT doc, record FROM articles WHERE doc IN (SELECT value FROM json_each(?))",
+                "SELECT doc, body FROM records WHERE doc IN (SELECT value FROM json_each(?))",
                 [json.dumps([doc for doc, _ in page])],
             ).fetchall())
         finder = _MatchFinder(request.query)
         hits = []
         for doc, value in page:
-            record = json.loads(records[doc])
+            record = decode_record(records[doc])
             hits.append(Hit(record=record, score=float(value), snippet=finder.snippet(record)))
         return SearchResult(total=total, hits=hits)
 
@@ -453,21 +513,26 @@ class SqliteEngine(Engine):
 _EVENT_ORDER = "ORDER BY e.day_from DESC, e.event_id"
 
 
-def _article_fields(row: tuple) -> dict:
-    """An article's `ARTICLE_FIELDS` from a (id, json_extract(...)…) row."""
-    record = dict(zip(ARTICLE_FIELDS, row, strict=True))
-    record["events"] = json.loads(record["events"] or "[]")
-    return record
+def _article_fields(record: dict) -> dict:
+    """An article's `ARTICLE_FIELDS` (what a plan reads of the articles a happening reports)."""
+    fields = {name: record.get(name) for name in ARTICLE_FIELDS}
+    fields["events"] = fields["events"] or []
+    return fields
 
 
 def _articles_by_id(db: sqlite3.Connection, ids: list[str]) -> dict[str, dict]:
+    return {record_id: _article_fields(record)
+            for record_id, (_, record) in _stored_by_id(db, ids).items()}
+
+
+def _stored_by_id(db: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, dict]]:
+    """{id: (doc, record)} of the stored records among `ids`."""
     if not ids:
         return {}
     rows = db.execute(
-        f"SELECT id, {_ARTICLE_FIELDS_SQL} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
-        [json.dumps(ids)],
-    )
-    return {row[0]: _article_fields(row) for row in rows}
+        "SELECT a.id, a.doc, r.body FROM articles a JOIN records r ON r.doc = a.doc "
+        "WHERE a.id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
+    return {record_id: (doc, decode_record(body)) for record_id, doc, body in rows}
 
 
 def _candidates(db: sqlite3.Connection, lookup: CandidateLookup) -> list[dict]:
@@ -564,7 +629,81 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-def _rows_for(record: dict) -> tuple[tuple, tuple]:
+# -- the stored form of a record, and what FTS indexes of it ----------------------------
+
+
+def _pack(record: dict) -> bytes:
+    return zlib.compress(json.dumps(record, ensure_ascii=False, default=str).encode(), 6)
+
+
+def _pack_json(text: str | bytes) -> bytes:
+    """`cyz_pack()` of the v5 migration: a v4 row's JSON text, compressed."""
+    return zlib.compress(text.encode() if isinstance(text, str) else text, 6)
+
+
+def decode_record(body: bytes | str) -> dict:
+    """A stored record (`records.body`: zlib-compressed UTF-8 JSON) as a dict."""
+    if isinstance(body, str):
+        return json.loads(body)
+    return json.loads(zlib.decompress(body))
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Every record of an index file, opened read-only (no migration, nothing created):
+    for tools and tests that read the file itself rather than through an engine. Reads
+    v5 files (`records`) and older ones (`articles.record`, JSON text) alike."""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        sql = ("SELECT body FROM records ORDER BY doc" if "records" in tables
+               else "SELECT record FROM articles ORDER BY doc")
+        for (body,) in db.execute(sql):
+            yield decode_record(body)
+    finally:
+        db.close()
+
+
+def _indexed_text(record: dict) -> tuple[str, str]:
+    """(title, body) as FTS indexes them: the simplified copies when the record has them."""
+    return (record.get("title_zh") or record.get("title") or "",
+            record.get("text_zh") or record.get("text") or "")
+
+
+def tokens_stamp() -> str:
+    """What the FTS tokens depend on besides the stored records."""
+    try:
+        opencc = importlib.metadata.version("opencc")
+    except importlib.metadata.PackageNotFoundError:
+        opencc = "?"
+    return f"{TOKENS_VERSION} opencc {opencc} unicode {unicodedata.unidata_version}"
+
+
+def _stamp(db: sqlite3.Connection) -> str | None:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'fts_tokens'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: an older schema
+        return None
+    return row[0] if row else None
+
+
+def _rebuild_fts(db: sqlite3.Connection) -> None:
+    """Index every stored record afresh (inside the caller's transaction), and stamp it."""
+    db.execute("INSERT INTO articles_fts (articles_fts) VALUES ('delete-all')")
+    last = -1
+    while True:
+        rows = db.execute("SELECT doc, body FROM records WHERE doc > ? ORDER BY doc LIMIT ?",
+                          (last, _ITER_BATCH)).fetchall()
+        db.executemany(_INSERT_FTS, [
+            (doc, *map(cjk.index_terms, _indexed_text(decode_record(body))))
+            for doc, body in rows])
+        if len(rows) < _ITER_BATCH:
+            break
+        last = rows[-1][0]
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('fts_tokens', ?)",
+               (tokens_stamp(),))
+
+
+def _row_for(record: dict) -> tuple:
     record_id = record.get("id")
     source_id = record.get("source_id")
     if not record_id or not source_id:
@@ -572,9 +711,7 @@ def _rows_for(record: dict) -> tuple[tuple, tuple]:
     published = record.get("published_at") or None
     pub_date, pub_ts = _date_parts(published)
     regions = [r["name"] if isinstance(r, dict) else str(r) for r in record.get("regions") or []]
-    title = record.get("title_zh") or record.get("title") or ""
-    text = record.get("text_zh") or record.get("text") or ""
-    row = (
+    return (
         record_id,
         source_id,
         published,
@@ -586,9 +723,7 @@ def _rows_for(record: dict) -> tuple[tuple, tuple]:
         float(record.get("relevance") or 0.0),
         json.dumps(list(record.get("topics") or []), ensure_ascii=False),
         record.get("cluster_id"),
-        json.dumps(record, ensure_ascii=False, default=str),
     )
-    return row, (cjk.index_terms(title), cjk.index_terms(text), record_id)
 
 
 def _date_parts(published: str | None) -> tuple[str | None, float | None]:
@@ -652,7 +787,9 @@ def _search_sql(query: Query, filters: Filters) -> tuple[str, list]:
     where, params = _filter_sql(filters)
     if query.has_words:
         match = fts_expression(query)
-        return ("FROM articles_fts JOIN articles a ON a.doc = articles_fts.rowid "
+        # CROSS JOIN keeps the FTS scan outside: with `a` outside (by a source's index,
+        # say), SQLite would run the whole MATCH again for every article.
+        return ("FROM articles_fts CROSS JOIN articles a ON a.doc = articles_fts.rowid "
                 f"WHERE articles_fts MATCH ? AND {where}", [match, *params])
     excluded = exclusion_expression(query)
     if excluded is None:
@@ -672,21 +809,25 @@ def _ranking_sql(query: Query, sort: str) -> tuple[str, str]:
     else:
         # bm25() is negative, better matches more so.
         score = text = f"(-bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}))"
+    # The ORDER BY names the `score` column rather than repeating its expression, so
+    # that bm25() runs once a match.
     if sort == "date":
         return score, _NEWEST
     if sort == "relevance":
-        return score, f"a.relevance DESC, {text + ' DESC, ' if text else ''}{_NEWEST}"
+        return score, f"a.relevance DESC, {'score DESC, ' if text else ''}{_NEWEST}"
     if text is None:  # best, nothing to score: the newest first
         return score, _NEWEST
-    blend = _best_sql(text)
-    return blend, f"{blend} DESC, {_NEWEST}"
+    return _best_sql(text), f"score DESC, {_NEWEST}"
 
 
 def _best_sql(text: str) -> str:
     origin = ranking.today_start(time.time())
     half_life = ranking.RECENCY_HALF_LIFE * ranking.DAY_SECONDS
     recency = f"coalesce(pow(0.5, abs({origin!r} - a.pub_ts) / {half_life!r}), 0.0)"
-    return (f"({ranking.TEXT_WEIGHT!r} * {text} / ({text} + {ranking.TEXT_HALF!r}) "
+    # w·t/(t + h) written as w − w·h/(t + h): the same saturation of the text score, with
+    # bm25() (`text`) once in it.
+    weight, half = ranking.TEXT_WEIGHT, ranking.TEXT_HALF
+    return (f"({weight!r} - {weight * half!r} / ({text} + {half!r}) "
             f"+ {ranking.RELEVANCE_WEIGHT!r} * a.relevance + {ranking.RECENCY_WEIGHT!r} * {recency})")
 
 

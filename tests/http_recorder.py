@@ -221,6 +221,7 @@ class FakeElasticsearch(LoopbackServer):
     indices: dict[str, dict[str, dict]] = field(default_factory=dict)
     aliases: dict[str, set[str]] = field(default_factory=dict)
     templates: dict[str, dict] = field(default_factory=dict)
+    tasks: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         LoopbackServer.__init__(self, self.ssl_context)
@@ -283,9 +284,27 @@ class FakeElasticsearch(LoopbackServer):
             source, dest = body["source"]["index"], body["dest"]["index"]
             docs = dict(self.indices[source])
             self.indices[dest].update(docs)
-            return self._answer(200, {"took": 1, "timed_out": False, "total": len(docs),
-                                      "created": len(docs), "updated": 0, "deleted": 0,
-                                      "batches": 1, "failures": []})
+            result = {"took": 1, "timed_out": False, "total": len(docs),
+                      "created": len(docs), "updated": 0, "deleted": 0,
+                      "batches": 1, "version_conflicts": 0, "noops": 0, "failures": []}
+            if request.params.get("wait_for_completion") == "false":
+                # A task that has finished by the time anyone asks (`GET _tasks/<id>`).
+                task = f"fakenode:{len(self.tasks) + 1}"
+                status = {k: result[k] for k in ("total", "created", "updated", "deleted",
+                                                 "batches", "version_conflicts", "noops")}
+                self.tasks[task] = {"completed": True, "task": {
+                    "node": "fakenode", "id": len(self.tasks) + 1, "type": "transport",
+                    "action": "indices:data/write/reindex", "status": status,
+                    "description": f"reindex from [{source}] to [{dest}]"}, "response": result}
+                return self._answer(200, {"task": task})
+            return self._answer(200, result)
+        if method == "GET" and parts == ["_tasks"]:  # running tasks: none, all finish at once
+            return self._answer(200, {"nodes": {}})
+        if method == "GET" and parts[0] == "_tasks" and len(parts) == 2:
+            if parts[1] not in self.tasks:
+                return self._answer(404, _error(404, "resource_not_found_exception",
+                                                f"task [{parts[1]}] isn't running and hasn't stored its results"))
+            return self._answer(200, self.tasks[parts[1]])
         if method == "POST" and parts == ["_aliases"]:
             for action in body["actions"]:
                 ((verb, spec),) = action.items()

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from cyz.exit_codes import ExitCode
+from cyz.index.sqlite import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -241,8 +242,7 @@ def test_backup_taken_mid_crawl_restores_to_a_consistent_data_dir(crawled, cyz, 
     indexed = stored_ids(fresh)
     state_urls = {r[0] for r in rows(fresh / "crawl_state.sqlite3",
                                      "SELECT url FROM pages WHERE content_hash IS NOT NULL")}
-    index_urls = {json.loads(r[0])["url"] for r in rows(fresh / "index.sqlite3",
-                                                        "SELECT record FROM articles")}
+    index_urls = {r["url"] for r in read_records(fresh / "index.sqlite3")}
     assert state_urls <= index_urls
     confirmed = {r[0] for r in rows(fresh / "reprints.sqlite3",
                                     "SELECT id FROM members WHERE pending = 0")}

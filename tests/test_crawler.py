@@ -3,6 +3,7 @@ how it counts failures, and that a re-crawl of unchanged pages costs only 304s."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,11 @@ def crawl(server: SiteServer, data_dir: Path, sources, **kwargs):
     return stats, read_items(items_path)
 
 
+def days_later(days: float) -> str:
+    """A `CYZ_NOW` that many days from now (the crawl's clock; no sleeping)."""
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat(timespec="seconds")
+
+
 def gov_url(path: str) -> str:
     return f"http://{GOV}{path}"
 
@@ -79,11 +85,20 @@ def test_gov_site_crawl_then_conditional_recrawl(site_server, fault_sites, data_
     assert by_url[gov_url(MALFORMED)]["body"].startswith("<html>")
     assert all(i["etag"] and i["last_modified"] for i in items)
 
-    # Second crawl: unchanged pages answer 304, the removed page 404.
+    # The same day: no known article is asked again (the revisit policy, issue 15).
+    site_server.reset_counts()
+    stats_same_day, _ = crawl(site_server, data_dir, [gov_source()])
+    assert stats_same_day["cyz/not_due"] == len(GOOD)
+    for path in GOOD:
+        assert site_server.count(host=GOV, path=path) == 0, path
+
+    # A month later every article is due: unchanged pages answer 304, the removed page
+    # 404. (Before issue 15 this was simply the second crawl.)
     site_server.reset_counts()
     fault_sites.gone.set()
     try:
-        stats2, items2 = crawl(site_server, data_dir, [gov_source()])
+        stats2, items2 = crawl(site_server, data_dir, [gov_source()],
+                               overrides={"CYZ_NOW": days_later(31)})
     finally:
         fault_sites.gone.clear()
     unchanged = [p for p in GOOD if p != GONE_LATER]
@@ -236,7 +251,8 @@ def test_demo_sites_crawl_and_recrawl(site_server, data_dir) -> None:
 
     items_path.unlink()
     stats2 = run_crawl(sources, data_dir=data_dir, item_pipelines={RECORDING_PIPELINE: 100},
-                       host_map=hosts, settings_overrides=overrides)
+                       host_map=hosts, settings_overrides={**overrides,
+                                                           "CYZ_NOW": days_later(31)})
     assert stats2["cyz/not_modified"] == stats["cyz/fetched"]
     assert stats2.get("cyz/fetched", 0) == 0
 

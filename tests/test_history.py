@@ -14,6 +14,7 @@ import json
 import shutil
 import sqlite3
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -98,10 +99,16 @@ def crawled(tmp_path_factory, site_server, env):
     site = EditedSite(site_server)
     data_dir = tmp_path_factory.mktemp("hist-data")
     summaries, records = [], []
-    for page in (article_page(V1, "暂无"), article_page(V2, "暂无"),
-                 article_page(V2, "遵义举行项目签约仪式")):
+    start = datetime.now(UTC)
+    for n, page in enumerate((article_page(V1, "暂无"), article_page(V2, "暂无"),
+                              article_page(V2, "遵义举行项目签约仪式"))):
         site.page = page
-        summaries.append(json.loads(cyz("crawl", "--json", data_dir=data_dir, **env).stdout))
+        # Forty days apart, by the crawl's clock: the article is due again each time (the
+        # revisit policy asks a known article only when due; this site's Last-Modified
+        # dates are old, so its interval is the 30-day cap).
+        when = (start + timedelta(days=40 * n)).isoformat(timespec="seconds")
+        summaries.append(json.loads(cyz("crawl", "--json", data_dir=data_dir, **env,
+                                        CYZ_NOW=when).stdout))
         records.append(record_of(data_dir, env))
     return data_dir, summaries, records
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -345,3 +346,172 @@ def test_write_needs_id_and_source(tmp_path):
         eng.write([{"id": "x", "title": "t"}])
     assert eng.count() == 0
     eng.close()
+
+
+# --- v5: a contentless FTS index kept in step with the stored records -----------------
+
+
+def indexed_tokens(path: Path) -> set[tuple]:
+    """Every (token, article id, column, position) the FTS index holds (fts5vocab)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, articles_fts, instance)")
+        ids_by_doc = dict(db.execute("SELECT doc, id FROM articles"))
+        rows = db.execute("SELECT term, doc, col, offset FROM temp.vocab").fetchall()
+    finally:
+        db.close()
+    return {(term, ids_by_doc.get(doc, f"orphan {doc}"), col, offset)
+            for term, doc, col, offset in rows}
+
+
+def assert_index_matches_records(engine, tmp_path):
+    """The engine's FTS index holds exactly what a fresh index of its records would."""
+    fresh = SqliteEngine(tmp_path / "fresh.sqlite3")
+    fresh.write(list(engine.iter_records()))
+    fresh.close()
+    engine.close()
+    assert indexed_tokens(engine.path) == indexed_tokens(fresh.path)
+    (tmp_path / "fresh.sqlite3").unlink()
+
+
+def test_no_second_copy_of_the_text(engine):
+    db = sqlite3.connect(engine.path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+    db.close()
+    assert "articles_fts_content" not in tables  # contentless
+    assert "record" not in columns  # records live compressed in `records`
+    assert engine.get("zy1")["text"] == CORPUS[0]["text"]
+
+
+def test_updates_gone_records_and_deletes_keep_the_index_in_step(engine, tmp_path):
+    # an update: the old body's tokens leave the index, the new ones come in
+    changed = dict(CORPUS[0], text="正文改写，提到贵阳与毕节。")
+    changed["text_zh"] = changed["text"]
+    engine.write([changed])
+    assert ids(engine, "贵阳") == {"zy1"}
+    assert ids(engine, "成渝") == {"body"}
+    assert ids(engine, "遵义") == {"zy1", "tw1", "body"}  # the title still says it
+    # a gone page: kept and marked, still found, its tokens not doubled
+    gone = dict(engine.get("cd1"), gone_at="2024-12-01T00:00:00+08:00")
+    engine.write([gone, gone])
+    assert engine.get("cd1")["gone_at"] == "2024-12-01T00:00:00+08:00"
+    assert ids(engine, "高新区") == {"cd1"}
+    # the same id twice in a batch with different texts: the last one wins
+    first = dict(CORPUS[1], text="第一稿：茅台", text_zh="第一稿：茅台")
+    second = dict(CORPUS[1], text="第二稿：赤水", text_zh="第二稿：赤水")
+    engine.write([first, second])
+    assert ids(engine, "茅台") == set()
+    assert ids(engine, "赤水") == {"tw1"}
+    # a deletion takes its tokens along
+    assert engine.delete(["body"]) == 1
+    assert ids(engine, "开工") == set()
+    assert_index_matches_records(engine, tmp_path)
+
+
+def test_a_changed_tokenizer_rebuilds_the_index_on_open(engine, tmp_path):
+    db = sqlite3.connect(engine.path)
+    db.execute("UPDATE meta SET value = 'an older tokenizer' WHERE key = 'fts_tokens'")
+    # what an older tokenizer might have left: tokens no record has
+    db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (1, '贵阳', '贵阳')")
+    db.commit()
+    db.close()
+    engine.close()
+    reopened = SqliteEngine(engine.path)
+    assert ids(reopened, "贵阳") == set()
+    assert ids(reopened, "遵义") == {"zy1", "tw1", "body"}
+    assert_index_matches_records(reopened, tmp_path)
+
+
+# The v4 schema as the previous release created it (frozen here: the test must not depend
+# on git or on today's DDL). v4 stored the token strings in the FTS table and the JSON
+# record in `articles`, with the v2-v4 columns after it.
+V4_SCHEMA = (
+    """CREATE TABLE articles (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source_id TEXT NOT NULL,
+        published_at TEXT, pub_date TEXT, pub_ts REAL, regions TEXT NOT NULL DEFAULT '[]',
+        record TEXT NOT NULL, pipeline_version INTEGER, indexed_at TEXT,
+        relevance REAL NOT NULL DEFAULT 0, topics TEXT NOT NULL DEFAULT '[]', cluster_id TEXT)""",
+    "CREATE INDEX articles_source ON articles (source_id)",
+    "CREATE INDEX articles_date ON articles (pub_date)",
+    "CREATE INDEX articles_ts ON articles (pub_ts)",
+    "CREATE INDEX articles_pipeline ON articles (pipeline_version)",
+    "CREATE INDEX articles_indexed ON articles (indexed_at)",
+    "CREATE INDEX articles_cluster ON articles (cluster_id)",
+    "CREATE VIRTUAL TABLE articles_fts USING fts5 (title, text, tokenize = 'ascii')",
+    """CREATE TABLE events (
+        event_id TEXT PRIMARY KEY, type TEXT NOT NULL, planned INTEGER NOT NULL,
+        date_from TEXT, date_to TEXT, first_day TEXT, day_from TEXT, day_to TEXT,
+        regions TEXT NOT NULL DEFAULT '[]', parties TEXT NOT NULL DEFAULT '', doc TEXT NOT NULL)""",
+    "CREATE INDEX events_dates ON events (type, date_from, date_to)",
+    "CREATE INDEX events_first ON events (type, first_day)",
+    "CREATE INDEX events_order ON events (day_from DESC, event_id)",
+    """CREATE TABLE event_reports (
+        event_id TEXT NOT NULL, article_id TEXT NOT NULL, cluster_id TEXT,
+        source_id TEXT NOT NULL, PRIMARY KEY (event_id, article_id)) WITHOUT ROWID""",
+    "CREATE INDEX event_reports_article ON event_reports (article_id)",
+    "CREATE INDEX event_reports_cluster ON event_reports (cluster_id)",
+)
+
+
+def write_v4_index(path: Path, records: list[dict]) -> None:
+    from cyz.index import cjk
+
+    db = sqlite3.connect(path)
+    for statement in V4_SCHEMA:
+        db.execute(statement)
+    for n, record in enumerate(records, 1):
+        record = {**record, "indexed_at": "2024-11-28T00:00:00+00:00"}
+        db.execute(
+            "INSERT INTO articles (doc, id, source_id, published_at, pub_date, pub_ts, regions, "
+            "record, pipeline_version, indexed_at, relevance, topics, cluster_id) "
+            "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, 0, '[]', NULL)",
+            (n, record["id"], record["source_id"], record["published_at"],
+             (record["published_at"] or "")[:10] or None,
+             json.dumps([r["name"] for r in record["regions"]], ensure_ascii=False),
+             json.dumps(record, ensure_ascii=False), record["indexed_at"]))
+        db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)",
+                   (n, cjk.index_terms(record["title_zh"]), cjk.index_terms(record["text_zh"])))
+    db.execute("PRAGMA user_version = 4")
+    db.commit()
+    db.close()
+
+
+def test_a_v4_index_migrates_in_place(tmp_path):
+    path = tmp_path / "index.sqlite3"
+    write_v4_index(path, CORPUS)
+    eng = SqliteEngine(path)
+    assert eng.schema_version == SCHEMA_VERSION
+    # the same answers as an index written today, snippets included
+    fresh = SqliteEngine(tmp_path / "today.sqlite3")
+    fresh.write(CORPUS)
+    for text in ["遵义", "渝", "成渝", '"双城经济圈"', "遵義 -重庆", "hi-tech", "高新区 OR 考察"]:
+        old = eng.search(SearchRequest(parse(text), limit=10))
+        new = fresh.search(SearchRequest(parse(text), limit=10))
+        assert old.total == new.total > 0, text
+        assert [(h.record["id"], h.snippet) for h in old.hits] == \
+            [(h.record["id"], h.snippet) for h in new.hits], text
+    fresh.close()
+    assert eng.get("tw1")["title"] == "遵義與重慶深化合作"
+    db = sqlite3.connect(path)
+    assert "record" not in {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+    assert db.execute("SELECT count(*) FROM records").fetchone()[0] == len(CORPUS)
+    db.close()
+    # and it is written like any other from now on
+    changed = dict(CORPUS[0], text="迁移之后改写的正文。", text_zh="迁移之后改写的正文。")
+    eng.write([changed])
+    eng.delete(["cd1"])
+    assert ids(eng, "迁移") == {"zy1"}
+    assert ids(eng, "成渝") == {"body"}
+    assert ids(eng, "高新区") == set()
+    assert_index_matches_records(eng, tmp_path)
+
+
+def test_read_records_reads_the_file_without_an_engine(engine, tmp_path):
+    from cyz.index.sqlite import read_records
+
+    engine.close()
+    assert sorted(r["id"] for r in read_records(engine.path)) == sorted(r["id"] for r in CORPUS)
+    write_v4_index(tmp_path / "v4.sqlite3", CORPUS)  # an older file, left as it is
+    assert [r["title"] for r in read_records(tmp_path / "v4.sqlite3")] == \
+        [r["title"] for r in CORPUS]

@@ -98,6 +98,8 @@ def privileges_of(request: Recorded, prefix: str) -> list[tuple[str, str, str]]:
     parts = path.strip("/").split("/")
     if parts[0] == "_index_template":
         return [("cluster", "manage_index_templates", "")]
+    if parts[0] == "_tasks" and method == "GET":  # a reindex task's progress
+        return [("cluster", "monitor", "")]
     if path == "/_bulk":
         lines = request.body or []
         out = []
@@ -201,7 +203,10 @@ def recorded(opensearch_url, site_server, tmp_path_factory):
             assert probe_engine("opensearch", data_dir)["online"]  # `cyz health`
             writer = engine()
             writer.write(RECORDS)  # articles with events: happenings planned and written
-            # another report of the same happenings: the stored reports are read (_mget)
+            writer.close()
+            # another run, another report of the same happenings: the stored reports are
+            # read (_mget; an engine remembers only the articles it wrote itself)
+            writer = engine()
             writer.write([{**RECORDS[0], "id": "c9", "url": "https://example.gov.cn/c9.html"}])
             writer.write([changed(RECORDS[0])])  # c1's events gone: its reports leave
             writer.refresh()

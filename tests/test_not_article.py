@@ -49,9 +49,9 @@ def test_a_list_page_under_an_article_url_is_counted_not_indexed(site_server, da
     _install(site_server)
     source = _source()
 
-    def run():
+    def run(full=False):
         return crawl([source], data_dir=data_dir, engine="sqlite", host_map=site_server.host_map(),
-                     settings_overrides=FAST)
+                     settings_overrides=FAST, full=full)
 
     first = run()
     assert (first.new, first.not_article) == (1, 1)
@@ -64,8 +64,10 @@ def test_a_list_page_under_an_article_url_is_counted_not_indexed(site_server, da
         assert engine.count() == 1
     finally:
         engine.close()
-    second = run()
-    assert (second.new, second.not_article, second.unchanged) == (0, 0, 2)
+    second = run()  # the same day: both known, neither due (issue 15), neither asked
+    assert (second.new, second.not_article, second.unchanged, second.not_due) == (0, 0, 0, 2)
+    third = run(full=True)  # asked again: both unchanged, the list page not counted again
+    assert (third.new, third.not_article, third.unchanged, third.not_due) == (0, 0, 2, 0)
 
 
 def test_extract_json_says_why_a_page_is_not_an_article(tmp_path):

@@ -9,6 +9,7 @@ page that disappears must be kept and marked gone.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -53,15 +54,16 @@ def runs(tmp_path_factory, site_server, fault_sites, sources, engine_name):
     data_dir = tmp_path_factory.mktemp("e2e")
     hosts = site_server.host_map()
 
-    def run():
+    def run(now=None):
         return crawl(sources, data_dir=data_dir, engine=engine_name, host_map=hosts,
-                     settings_overrides=FAST)
+                     settings_overrides=FAST, now=now)
 
     first = run()
-    second = run()
+    second = run()  # the same day: no known article is due
     fault_sites.gone.set()
     try:
-        third = run()
+        # A month later (the crawl's clock): every article is due, the gone page is seen.
+        third = run(datetime.now(UTC) + timedelta(days=31))
     finally:
         fault_sites.gone.clear()
     return data_dir, first, second, third
@@ -107,10 +109,14 @@ def test_wrong_charset_and_malformed_pages_are_indexed_readably(index):
 
 
 def test_second_crawl_extracts_nothing_again(runs):
-    _, first, second, _ = runs
+    _, first, second, third = runs
     assert second.new == 0 and second.updated == 0
-    assert second.unchanged == first.new
+    # The same day no known article is asked again (issue 15: not due, not requested)...
+    assert second.not_due == first.new and second.unchanged == 0
     assert second.reprints == 0
+    # ...and a month later every one is, conditionally, and none is extracted again.
+    assert third.new == 0 and third.updated == 0 and third.not_due == 0
+    assert third.unchanged >= first.new - 1  # all but the page that went away
 
 
 def test_a_page_that_went_away_is_kept_and_marked_gone(runs, index):
@@ -155,7 +161,8 @@ def test_crawl_with_the_engine_down_spools_and_the_next_run_flushes(
         assert len(spooled.splitlines()) == 33
         monkeypatch.setenv("CYZ_OPENSEARCH_URL", opensearch_url)
         back = run()
-        assert back.new == 0 and back.unchanged == 33  # nothing extracted again
+        # Nothing extracted again (the same day, nothing even asked: not due).
+        assert back.new == 0 and back.not_due == 33
         engine = open_engine("opensearch", tmp_path)
         try:
             engine.init()

@@ -106,7 +106,7 @@ def test_a_locked_data_dir_is_recorded_as_skipped(tmp_path):
     assert run["status"] == "skipped"
     assert len(run["errors"]) == 1 and "in use" in run["errors"][0]
     assert run["sources"] == {"test-gov": {"fetched": 0, "new": 0, "updated": 0,
-                                           "unchanged": 0, "failed": {}}}
+                                           "unchanged": 0, "not_due": 0, "failed": {}}}
 
 
 def test_a_crash_is_recorded_as_failed_with_its_line(tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_cyz_runs_json_lists_runs_newest_first(two_sources, tmp_path):
     assert set(run) == {"kind", "started_at", "ended_at", "status", "sources", "alerts_sent",
                         "errors"}
     for counts in run["sources"].values():
-        assert set(counts) == {*COUNTS, "failed"}
+        assert set(counts) == {*COUNTS, "not_due", "failed"}  # not_due: issue 15
         assert all(isinstance(n, int) for n in counts["failed"].values())
 
     # newest first, --limit, the table and an empty history
