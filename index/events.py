@@ -95,6 +95,7 @@ def shanghai_day(value: str | None) -> date | None:
 
 
 @lru_cache(maxsize=65536)
+@lru_cache(maxsize=65_536)  # the same few names are compared again and again
 def _norm(name: str) -> str:
     return to_simplified(name).strip().lower()
 
@@ -266,11 +267,9 @@ def _pair_evidence(m: Mention, n: Mention) -> float | None:
 
 
 def _evidence(m: Mention, group: list[Mention]) -> float | None:
-    """The mention's best evidence for joining `group`, None when it may not."""
-    if any(n.article_id == m.article_id for n in group):
-        return None  # a happening has at most one mention per article
-    if any(n.type != m.type or n.planned != m.planned for n in group):
-        return None
+    """The mention's best evidence for joining `group`, None when it may not. The caller
+    has checked what `_Group.may_take` checks: no report of the mention's article in the
+    group (a happening has at most one mention per article), one type and planned."""
     if not _dates_fit(m, group):
         return None
     scores = [s for n in group if (s := _pair_evidence(m, n)) is not None]
@@ -371,6 +370,14 @@ class _Group:
         self.mentions = mentions
         self.stored = stored  # the happening as the engine holds it, None when new
         self.touched = stored is None
+        # What `_evidence` would check member by member, kept as the members join: a
+        # mention of a reported article, or of another (type, planned), never joins.
+        self.article_ids: set[str] = set()
+        self.kinds: set[tuple[str, bool]] = set()
+
+    def may_take(self, mention: Mention) -> bool:
+        return (mention.article_id not in self.article_ids
+                and self.kinds == {(mention.type, mention.planned)})
 
 
 def _weeks(first: date, last: date) -> range:
@@ -396,6 +403,8 @@ class _Groups:
 
     def join(self, group: _Group, mention: Mention) -> None:
         group.mentions.append(mention)
+        group.article_ids.add(mention.article_id)
+        group.kinds.add((mention.type, mention.planned))
         for key in self.keys(mention, reach=0):
             bucket = self._index.setdefault(key, [])
             if not bucket or bucket[-1] is not group:
@@ -455,6 +464,8 @@ def plan(records: Iterable[dict], candidates: Iterable[dict] = (),
     for mention in new:
         best, best_score = None, None
         for group in groups.near(mention):
+            if not group.may_take(mention):
+                continue
             score = _evidence(mention, group.mentions)
             if score is not None and (best_score is None or score > best_score):
                 best, best_score = group, score
