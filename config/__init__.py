@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from cyz.record import EventType
-from cyz.urls import url_pattern
+from cyz.urls import host_allowed, url_pattern
 
 
 class ConfigError(ValueError):
@@ -87,6 +87,103 @@ class Revisit(_Strict):
         return self
 
 
+def _not_blank(value: str) -> str:
+    # The tagger matches these names as regex alternatives: an empty one would match at
+    # every position, a blank one at every space.
+    if not value.strip():
+        raise ValueError(f"must not be empty or blank (got {value!r})")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+_PLACEHOLDERS = ("{keyword}", "{page}")
+
+
+def _strings(value: object) -> Iterable[str]:
+    """Every string inside a JSON-like value (keys and values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _dotted(value: str) -> str:
+    if not value.strip() or any(not part.strip() for part in value.split(".")):
+        raise ValueError(f"expected a dotted path such as data.middle.list (got {value!r})")
+    return value.strip()
+
+
+DottedPath = Annotated[str, AfterValidator(_dotted)]
+
+
+class Search(_Strict):
+    """`search:` of a source: a site's own search API as the entry point (issue 17).
+
+    One request per keyword and page (`{keyword}` and `{page}` are replaced in `url`,
+    `params`, `json` and `form`; a value that is exactly "{page}" becomes a number in
+    `json`); a keyword's pages stop at the first page without items. The result URLs
+    (`url_field` of each entry of the `items` list) become article requests like a
+    feed's links: same canonical de-duplication, revisit policy and domain rule, and
+    the source's `article_patterns` when it has any. `session_url` is fetched first and
+    its cookies are sent with this source's search requests only."""
+
+    url: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, object] = Field(default_factory=dict)  # query string
+    json_body: dict[str, object] | None = Field(default=None, alias="json")
+    form: dict[str, object] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    keywords: list[NonBlank] = Field(min_length=1)
+    pages: int = Field(default=1, ge=1, le=50)  # pages per keyword
+    first_page: int = Field(default=1, ge=0)  # what {page} is on the first page
+    items: DottedPath  # path to the result list in the JSON answer
+    url_field: DottedPath = "url"  # in each item
+    title_field: DottedPath | None = None
+    date_field: DottedPath | None = None
+    session_url: str | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url", "session_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_urls([value])
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Search:
+        if self.json_body is not None and self.form is not None:
+            raise ValueError("json: give either json or form, not both")
+        if self.method == "GET" and (self.json_body is not None or self.form is not None):
+            raise ValueError("method: a json or form body needs method: POST "
+                             "(a GET search takes params)")
+        everywhere = " ".join(_strings([self.url, self.params, self.json_body or {},
+                                        self.form or {}]))
+        for placeholder in _PLACEHOLDERS:
+            if placeholder not in everywhere:
+                raise ValueError(f"{placeholder} must appear in url, params, json or form "
+                                 "(each request differs by keyword and page)")
+        return self
+
+    @property
+    def hosts(self) -> set[str]:
+        return {h for h in (urlsplit(u).hostname for u in (self.url, self.session_url or ""))
+                if h}
+
+
 class Source(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -116,6 +213,8 @@ class Source(_Strict):
     max_list_pages: int | None = Field(default=None, ge=0)
     # When a known article is asked again (list pages, feeds, sitemaps: every run).
     revisit: Revisit = Field(default_factory=Revisit)
+    # A site search API as entry point (see `Search`).
+    search: Search | None = None
 
     _patterns = field_validator("article_patterns", "follow_patterns")(_compile_all)
     _urls = field_validator("start_urls", "feeds", "sitemaps")(_check_urls)
@@ -134,10 +233,16 @@ class Source(_Strict):
 
     @model_validator(mode="after")
     def _has_entry_points(self) -> Source:
-        if self.enabled and not (self.start_urls or self.feeds or self.sitemaps):
-            raise ValueError("start_urls: an enabled source needs start_urls, feeds or sitemaps")
-        if self.enabled and not self.article_patterns and not self.feeds and not self.sitemaps:
+        if self.enabled and not (self.start_urls or self.feeds or self.sitemaps or self.search):
+            raise ValueError("start_urls: an enabled source needs start_urls, feeds, sitemaps "
+                             "or search")
+        if self.enabled and not self.article_patterns and not self.feeds \
+                and not self.sitemaps and not self.search:
             raise ValueError("article_patterns: an enabled source needs at least one")
+        if self.search is not None and self.allowed_domains:
+            for host in sorted(self.search.hosts):
+                if not host_allowed(host, [d.lower() for d in self.allowed_domains]):
+                    raise ValueError(f"allowed_domains: must admit the search host {host!r}")
         return self
 
     @property
@@ -146,8 +251,18 @@ class Source(_Strict):
         entry URLs."""
         if self.allowed_domains:
             return [d.lower() for d in self.allowed_domains]
-        hosts = {urlsplit(u).hostname for u in self.start_urls + self.feeds + self.sitemaps}
-        return sorted(h for h in hosts if h)
+        hosts = {urlsplit(u).hostname for u in self.entry_urls}
+        return sorted(h.lower() for h in hosts if h)
+
+    @property
+    def entry_urls(self) -> list[str]:
+        """Every URL the crawl starts from: start URLs, feeds, sitemaps and the search
+        API with its session page."""
+        urls = self.start_urls + self.feeds + self.sitemaps
+        if self.search is not None:
+            urls += [self.search.url] + ([self.search.session_url]
+                                         if self.search.session_url else [])
+        return urls
 
 
 class SourcesFile(_Strict):
@@ -222,6 +337,24 @@ def _describe(err: dict, known: Iterable[str]) -> str:
     return msg
 
 
+def _nested_keys(model: type[BaseModel] | None, loc: list) -> list[str]:
+    """The keys (aliases where given) of the model nested at `loc` in `model`, for a
+    typo's suggestion (`search.sesion_url`)."""
+    for part in loc:
+        field = model.model_fields.get(part) if model and isinstance(part, str) else None
+        if field is None:
+            field = next((f for f in (model.model_fields.values() if model else [])
+                          if f.alias == part), None)
+        if field is None:
+            return []
+        kinds = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)),
+                     None)
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
 def _explain(path: Path, data: object, exc: ValidationError, list_key: str,
              entry_model: type[BaseModel] | None = None,
              file_model: type[BaseModel] | None = None, id_key: str = "id") -> ConfigError:
@@ -236,9 +369,14 @@ def _explain(path: Path, data: object, exc: ValidationError, list_key: str,
             entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
             entry_id = entry.get(id_key) if isinstance(entry, dict) else None
             field = ".".join(str(p) for p in loc[2:]) or "(entry)"
-            msg = _describe(err, entry_keys if len(loc) == 3 else [])
+            msg = _describe(err, entry_keys if len(loc) == 3
+                            else _nested_keys(entry_model, loc[2:-1]))
             if field == "(entry)" and ":" in msg:
                 field, msg = (s.strip() for s in msg.split(":", 1))
+            elif isinstance(err.get("input"), dict) and re.match(r"\w+: ", msg):
+                # A nested model's own check (`search:`) names its field first too.
+                sub, msg = (s.strip() for s in msg.split(":", 1))
+                field = f"{field}.{sub}"
             label = f"entry {entry_id!r}" if entry_id else f"entry #{loc[1] + 1}"
             lines.append(f"{path}: {label}, field {field!r}: {msg}")
         else:
@@ -267,15 +405,6 @@ def load_sources(path: Path) -> list[Source]:
     return parsed.sources
 
 
-def _not_blank(value: str) -> str:
-    # The tagger matches these names as regex alternatives: an empty one would match at
-    # every position, a blank one at every space.
-    if not value.strip():
-        raise ValueError(f"must not be empty or blank (got {value!r})")
-    return value
-
-
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class Place(_Strict):

@@ -9,6 +9,9 @@
   server as an HTTP proxy (demo and tests; never set in production).
 - `ConditionalRequestMiddleware` turns a re-crawl of a stored article into a
   conditional request and lets 304/404/410 through to the spider.
+- `SourceCookiesMiddleware` keeps cookies for the requests that carry a cookie jar
+  (meta `cookiejar`: a search source with a `session_url`) and for no other request:
+  cookies are off for the rest of the crawl (COOKIES_ENABLED stays False).
 - `BackoffRetryMiddleware` is Scrapy's retry with an exponential pause before each
   retry, so a struggling site is not hammered.
 - `failure_reason` names why a request failed, for the `cyz/failed/<reason>` stats.
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -207,6 +211,32 @@ class ConditionalRequestMiddleware:
             return  # a redirect target is another URL: the stored validators are not its
         for name, value in self.state.conditional_headers(canon).items():
             request.headers.setdefault(name, value)
+
+
+class SourceCookiesMiddleware(CookiesMiddleware):
+    """Scrapy's cookie handling, only for requests whose meta has a `cookiejar` (the
+    spider gives one to a search source's session page and search requests, one jar per
+    source). Every other request neither sends a cookie nor stores one, as with
+    COOKIES_ENABLED off, which it stays (so Scrapy's own CookiesMiddleware is not
+    configured). A redirect keeps its request's meta, so the jar follows it (within the
+    source's domains: OnSiteMiddleware). Runs at 700, where Scrapy's would."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SourceCookiesMiddleware:
+        mw = cls(crawler.settings.getbool("COOKIES_DEBUG"))
+        mw.crawler = crawler
+        return mw
+
+    def process_request(self, request: Request) -> None:
+        if "cookiejar" not in request.meta:
+            request.headers.pop("Cookie", None)
+            return None
+        return super().process_request(request)
+
+    def process_response(self, request: Request, response: Any) -> Any:
+        if "cookiejar" not in request.meta:
+            return response
+        return super().process_response(request, response)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):

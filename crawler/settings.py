@@ -54,6 +54,7 @@ BASE_SETTINGS: dict[str, Any] = {
     # (per-source max_depth lives in the spider).
     "DEPTH_LIMIT": 0,
     "DEPTH_STATS_VERBOSE": False,
+    # No cookies, except a search source's own jar (SourceCookiesMiddleware, below).
     "COOKIES_ENABLED": False,
     "HTTPCACHE_ENABLED": False,
     "TELNETCONSOLE_ENABLED": False,
@@ -68,6 +69,7 @@ BASE_SETTINGS: dict[str, Any] = {
         "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
         "cyz.crawler.middlewares.BackoffRetryMiddleware": 550,
         "cyz.crawler.middlewares.ConditionalRequestMiddleware": 560,
+        "cyz.crawler.middlewares.SourceCookiesMiddleware": 700,
         "cyz.crawler.middlewares.LoopbackHostsMiddleware": 740,
         "cyz.crawler.middlewares.PrivateAddressMiddleware": 760,
     },

@@ -17,7 +17,14 @@ requested; an article reached under a second spelling (`?from=timeline`, `#comme
 without tracking parameters or fragment, so the stored URL does not depend on which
 spelling arrived first.
 
-List pages, feeds and sitemaps are fetched every run; an article the crawl state knows
+A source with `search:` also enters by a site search API (issue 17): its session page
+first when it has one (the cookies it sets go into a jar of that source only, sent with
+its search requests and no other request), then one request per keyword and page, the
+next page only after a page that had items. The result URLs become article requests
+exactly like a feed's links. An answer that is not JSON, or lacks the `items` path, is
+a failure (`bad_search_json`, `search_items_missing`) logged with its URL.
+
+List pages, feeds, sitemaps and searches are fetched every run; an article the crawl state knows
 is asked again only when its source's revisit policy says it is due (`RevisitPolicy` in
 crawler/state.py: after as long as it has stayed unchanged, within the source's
 `revisit` bounds): the others are counted as `not_due` and not requested at all, which
@@ -28,10 +35,11 @@ the crawl's clock (tests and benchmarks simulate the days passing).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urlencode, urlsplit
 
 import scrapy
 from lxml import etree
@@ -264,6 +272,111 @@ class SourceSpider(scrapy.Spider):
                     req = self._request(comp, url, kind=kind, depth=0, via="start")
                     if req is not None:
                         yield req
+            if src.search is not None:
+                if src.search.session_url:
+                    yield self._session_request(comp)
+                else:
+                    for req in self._first_search_pages(comp):
+                        yield req
+
+    # -- search sources ------------------------------------------------------------
+    def _search_meta(self, comp: _Compiled, url: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "cyz_source": comp.source.id,
+            "download_slot": (urlsplit(url).hostname or "").lower(),
+        }
+        if comp.source.search is not None and comp.source.search.session_url:
+            meta["cookiejar"] = f"search:{comp.source.id}"  # this source's jar only
+        return meta
+
+    def _session_request(self, comp: _Compiled) -> scrapy.Request:
+        search = comp.source.search
+        headers = {"User-Agent": comp.source.user_agent} if comp.source.user_agent else {}
+        meta = self._search_meta(comp, search.session_url) | {"cyz_kind": "session"}
+        return scrapy.Request(search.session_url, callback=self.parse_session,
+                              errback=self.on_error, meta=meta, headers=headers,
+                              priority=PRIORITY_LIST, dont_filter=True)
+
+    def _first_search_pages(self, comp: _Compiled) -> Iterator[scrapy.Request]:
+        search = comp.source.search
+        for keyword in search.keywords:
+            yield self._search_request(comp, keyword, search.first_page)
+
+    def _search_request(self, comp: _Compiled, keyword: str, page: int) -> scrapy.Request:
+        """One search request: POSTs share a URL, so these are not de-duplicated by URL."""
+        search = comp.source.search
+        url = fill(search.url, keyword, page, quote=True)
+        if search.params:
+            query = urlencode({k: _text(fill(v, keyword, page)) for k, v in search.params.items()})
+            url += ("&" if urlsplit(url).query else "?") + query
+        headers = {"Accept": "application/json, text/javascript, */*; q=0.01"}
+        if comp.source.user_agent:
+            headers["User-Agent"] = comp.source.user_agent
+        if search.session_url:
+            headers["Referer"] = search.session_url
+        body = None
+        if search.json_body is not None:
+            body = json.dumps(fill(search.json_body, keyword, page, numbers=True),
+                              ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json;charset=UTF-8"
+        elif search.form is not None:
+            body = urlencode({k: _text(fill(v, keyword, page))
+                              for k, v in search.form.items()}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=UTF-8"
+        headers.update(search.headers)
+        meta = self._search_meta(comp, url) | {
+            "cyz_kind": "search", "cyz_keyword": keyword, "cyz_page": page}
+        return scrapy.Request(url, method=search.method, body=body, headers=headers,
+                              callback=self.parse_search, errback=self.on_error, meta=meta,
+                              priority=PRIORITY_LIST, dont_filter=True)
+
+    def parse_session(self, response: Response) -> Iterator[scrapy.Request]:
+        """The search page was loaded (its cookies are in the source's jar): search."""
+        yield from self._first_search_pages(self._source(response))
+
+    def parse_search(self, response: Response) -> Iterator[scrapy.Request]:
+        comp = self._source(response)
+        search = comp.source.search
+        source_id = comp.source.id
+        keyword, page = response.meta["cyz_keyword"], response.meta["cyz_page"]
+        where = f"{response.url} (keyword {keyword!r}, page {page})"
+        self._inc("cyz/search_pages", source_id=source_id)
+        # A search answer is a listing: counted with the list pages too, so a run whose
+        # results were all known (none due) still received pages.
+        self._inc("cyz/list_pages", source_id=source_id)
+        try:
+            data = json.loads(response.body.decode(
+                getattr(response, "encoding", None) or "utf-8", errors="replace"))
+        except ValueError:
+            self._record_failure("bad_search_json", where, source_id)
+            self.logger.warning("search answer is not JSON: %s", where)
+            return
+        found, items = dig(data, search.items)
+        if not found or not (items is None or isinstance(items, list)):
+            self._record_failure("search_items_missing", where, source_id)
+            self.logger.warning("search answer has no list at %r: %s", search.items, where)
+            return
+        items = items or []
+        for item in items:
+            ok, url = dig(item, search.url_field)
+            if not ok or not isinstance(url, str) or not url.strip():
+                self._inc("cyz/search_items_without_url", source_id=source_id)
+                continue
+            url = response.urljoin(url.strip())
+            if comp.articles and not (comp.is_article(url)
+                                      or comp.is_article(canonical_url(url, comp.tracking))):
+                self._inc("cyz/search_not_articles", source_id=source_id)
+                continue
+            req = self._request(comp, url, kind="article", depth=1, via="search",
+                                referer=search.session_url or response.url)
+            if req is not None:
+                if search.title_field:
+                    req.meta["cyz_search_title"] = dig(item, search.title_field)[1]
+                if search.date_field:
+                    req.meta["cyz_search_date"] = dig(item, search.date_field)[1]
+                yield req
+        if items and page < search.first_page + search.pages - 1:
+            yield self._search_request(comp, keyword, page + 1)
 
     # -- callbacks ---------------------------------------------------------------
     def _source(self, response: Response) -> _Compiled:
@@ -389,6 +502,47 @@ class SourceSpider(scrapy.Spider):
         self.logger.info("failed (%s): %s", reason, url)
 
 
+def fill(value: Any, keyword: str, page: int, *, numbers: bool = False,
+         quote: bool = False) -> Any:
+    """`value` (a string or JSON-like structure) with `{keyword}` and `{page}` replaced;
+    with `numbers`, a string that is exactly "{page}" becomes the page number itself;
+    with `quote`, the keyword is percent-encoded (for a URL)."""
+    if isinstance(value, str):
+        if numbers and value == "{page}":
+            return page
+        word = keyword
+        if quote:
+            from urllib.parse import quote as pct
+
+            word = pct(keyword, safe="")
+        return value.replace("{keyword}", word).replace("{page}", str(page))
+    if isinstance(value, dict):
+        return {fill(k, keyword, page): fill(v, keyword, page, numbers=numbers)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, keyword, page, numbers=numbers) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    """A form or query value as sent (YAML's true/false/None as a search form writes them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def dig(data: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) at a dotted path of a JSON value (a number indexes a list)."""
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return False, None
+    return True, data
+
+
 def feed_links(body: bytes) -> list[str] | None:
     """Item links of an RSS 2.0 / RSS 1.0 / Atom feed, in order; None if not a feed."""
     parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
@@ -436,8 +590,7 @@ def source_slots(sources: Iterable[Source]) -> dict[str, dict[str, float]]:
     slots: dict[str, dict[str, float]] = {}
     for src in sources:
         if src.enabled and src.download_delay is not None:
-            entry_hosts = {urlsplit(u).hostname or "" for u in
-                           src.start_urls + src.feeds + src.sitemaps}
+            entry_hosts = {urlsplit(u).hostname or "" for u in src.entry_urls}
             for host in (entry_hosts | set(src.domains)) - {""}:
                 slots[host.lower()] = {"delay": float(src.download_delay)}
     return slots

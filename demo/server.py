@@ -61,6 +61,7 @@ class RouteRequest:
     query: str
     headers: dict[str, str]
     handler: BaseHTTPRequestHandler = field(repr=False)
+    body: bytes = field(default=b"", repr=False)  # a POST's body (search APIs in tests)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -201,6 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(head=True)
 
+    def do_POST(self) -> None:  # noqa: N802 - dynamic routes only (tests' search APIs)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        self._serve(head=False, body=self.rfile.read(length) if length > 0 else b"")
+
     def _target(self) -> tuple[str, str, str]:
         raw = self.path
         if raw.startswith(("http://", "https://")):
@@ -218,12 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
                 host, path = first.lower(), "/" + rest
         return host, unquote(path) or "/", query
 
-    def _serve(self, head: bool) -> None:
+    def _serve(self, head: bool, body: bytes = b"") -> None:
         generation = self.server.site._generation
         host, path, query = self._target()
         logged_path = f"{path}?{query}" if query else path
         headers = {k.lower(): v for k, v in self.headers.items()}
-        req = RouteRequest(self.command, host, path, query, headers, self)
+        req = RouteRequest(self.command, host, path, query, headers, self, body)
         try:
             result = self.server.site.respond(req)
         except Exception as exc:  # a broken route must show up as a 500, not a hang
