@@ -39,6 +39,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote as percent_encode
 from urllib.parse import urldefrag, urlencode, urlsplit
 
 import scrapy
@@ -510,11 +511,7 @@ def fill(value: Any, keyword: str, page: int, *, numbers: bool = False,
     if isinstance(value, str):
         if numbers and value == "{page}":
             return page
-        word = keyword
-        if quote:
-            from urllib.parse import quote as pct
-
-            word = pct(keyword, safe="")
+        word = percent_encode(keyword, safe="") if quote else keyword
         return value.replace("{keyword}", word).replace("{page}", str(page))
     if isinstance(value, dict):
         return {fill(k, keyword, page): fill(v, keyword, page, numbers=numbers)
