@@ -61,7 +61,7 @@ from pathlib import Path
 
 from cyz import __version__
 from cyz.alerts.outbox import OUTBOX_FILE
-from cyz.crawler.state import STATE_FILE
+from cyz.crawler.state import STATE_FILE, parse_time
 from cyz.lock import LOCK_FILE, data_dir_lock
 from cyz.pipelines.archive import ARCHIVE_FILE
 from cyz.runs import RUNS_FILE
@@ -569,16 +569,6 @@ def restore(backup_dir: Path, data_dir: Path, *, force: bool = False,
 
 # -- prune ----------------------------------------------------------------------------
 
-def _parse_when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def prune(data_dir: Path, older_than_days: int, *, dry_run: bool = False,
           keep_latest: bool = False, now: datetime | None = None, wait: bool = False,
           on_wait: Callable[[dict], None] | None = None, sample: int = 20) -> dict:
@@ -616,7 +606,7 @@ def prune(data_dir: Path, older_than_days: int, *, dry_run: bool = False,
             per_article: dict[str, int] = {}
             totals: dict[str, int] = {}
             for rid, version, url, source_id, fetched_at, size, newest, count in rows:
-                when = _parse_when(fetched_at)
+                when = parse_time(fetched_at)
                 if when is None or when >= cutoff or (keep_latest and newest):
                     continue
                 doomed.append((rid, version))
