@@ -261,3 +261,19 @@ def read_items(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def write_list_source(path: Path, source_id: str, name: str, host: str) -> Path:
+    """A sources file with one source: `http://HOST/list/` linking articles `/a/N.html`
+    (the loopback sites of the run-integrity and backup tests)."""
+    path.write_text(
+        "sources:\n"
+        f"  - id: {source_id}\n"
+        f"    name: {name}\n"
+        "    kind: government\n"
+        "    region: 遵义\n"
+        f"    start_urls: [http://{host}/list/]\n"
+        "    article_patterns: ['/a/\\d+\\.html$']\n"
+        "    max_depth: 1\n"
+        "    download_delay: 0\n", encoding="utf-8")
+    return path

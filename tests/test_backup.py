@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sites import HTML, write_list_source  # tests/ is on sys.path
 
 from cyz.exit_codes import ExitCode
 from cyz.index.sqlite import read_records
 
 REPO = Path(__file__).resolve().parents[1]
-HTML = {"Content-Type": "text/html; charset=utf-8"}
 ARTICLES, HELD_AFTER = 24, 8
 # What a first crawl has written before its end (the run history comes at the end).
 DATABASES = ("index.sqlite3", "crawl_state.sqlite3", "reprints.sqlite3", "raw_pages.sqlite3")
@@ -75,17 +75,7 @@ class HeldSite:
         return 200, HTML, body.encode()
 
     def sources_file(self, path: Path) -> Path:
-        path.write_text(
-            "sources:\n"
-            "  - id: backup-test\n"
-            "    name: 备份测试站\n"
-            "    kind: government\n"
-            "    region: 遵义\n"
-            f"    start_urls: [http://{self.host}/list/]\n"
-            "    article_patterns: ['/a/\\d+\\.html$']\n"
-            "    max_depth: 1\n"
-            "    download_delay: 0\n", encoding="utf-8")
-        return path
+        return write_list_source(path, "backup-test", "备份测试站", self.host)
 
 
 class Cyz:

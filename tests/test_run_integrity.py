@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sites import HTML, write_list_source  # tests/ is on sys.path
 
 from cyz.exit_codes import ExitCode
 from cyz.index.sqlite import read_records
 
 REPO = Path(__file__).resolve().parents[1]
-HTML = {"Content-Type": "text/html; charset=utf-8"}
 MARK = "正文标记"  # in every article body: must never show up in a log
 FLUSH_SECONDS = 5  # crawler/settings.py CYZ_FLUSH_SECONDS
 
@@ -107,17 +107,7 @@ class Site:
         return 200, HTML, body.encode()
 
     def sources_file(self, path: Path) -> Path:
-        path.write_text(
-            "sources:\n"
-            "  - id: run-test\n"
-            "    name: 测试站\n"
-            "    kind: government\n"
-            "    region: 遵义\n"
-            f"    start_urls: [http://{self.host}/list/]\n"
-            "    article_patterns: ['/a/\\d+\\.html$']\n"
-            "    max_depth: 1\n"
-            "    download_delay: 0\n", encoding="utf-8")
-        return path
+        return write_list_source(path, "run-test", "测试站", self.host)
 
 
 # -- processes -----------------------------------------------------------------------
