@@ -145,6 +145,7 @@ class Search(_Strict):
     first_page: int = Field(default=1, ge=0)  # what {page} is on the first page
     items: DottedPath  # path to the result list in the JSON answer
     url_field: DottedPath = "url"  # in each item
+    # Accepted and checked, not used yet: the page's own title and date are extracted.
     title_field: DottedPath | None = None
     date_field: DottedPath | None = None
     session_url: str | None = None

@@ -371,10 +371,6 @@ class SourceSpider(scrapy.Spider):
             req = self._request(comp, url, kind="article", depth=1, via="search",
                                 referer=search.session_url or response.url)
             if req is not None:
-                if search.title_field:
-                    req.meta["cyz_search_title"] = dig(item, search.title_field)[1]
-                if search.date_field:
-                    req.meta["cyz_search_date"] = dig(item, search.date_field)[1]
                 yield req
         if items and page < search.first_page + search.pages - 1:
             yield self._search_request(comp, keyword, page + 1)

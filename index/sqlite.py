@@ -264,18 +264,11 @@ class SqliteEngine(Engine):
         if version == 0:
             for statement in _SCHEMA:
                 db.execute(statement)
-        if version < 2:
-            for statement in _SCHEMA_V2:
-                db.execute(statement)
-        if version < 3:
-            for statement in _SCHEMA_V3:
-                db.execute(statement)
-        if version < 4:
-            for statement in _SCHEMA_V4:
-                db.execute(statement)
+        for step, statements in ((2, _SCHEMA_V2), (3, _SCHEMA_V3), (4, _SCHEMA_V4), (5, _SCHEMA_V5)):
+            if version < step:
+                for statement in statements:
+                    db.execute(statement)
         if version < 5:
-            for statement in _SCHEMA_V5:
-                db.execute(statement)
             _rebuild_fts(db)
         if version < 2:
             # Happenings are derived data: a v1 index gets them from its stored articles.

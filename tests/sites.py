@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 import time
 from dataclasses import asdict
@@ -277,3 +278,15 @@ def write_list_source(path: Path, source_id: str, name: str, host: str) -> Path:
         "    max_depth: 1\n"
         "    download_delay: 0\n", encoding="utf-8")
     return path
+
+
+def cli_env(data_dir: Path, proxy: str, **extra: str) -> dict[str, str]:
+    """The environment of a `cyz` child in the subprocess tests: this one without engine
+    or proxy settings, the data dir, and the site server as the HTTP proxy."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CYZ_ENGINE", "CYZ_INDEX", "CYZ_OPENSEARCH"))
+           and k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+    env.update({"CYZ_DATA_DIR": str(data_dir), "COLUMNS": "200", "http_proxy": proxy,
+                "https_proxy": proxy, "no_proxy": "", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env

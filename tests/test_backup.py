@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sites import HTML, write_list_source  # tests/ is on sys.path
+from sites import HTML, cli_env, write_list_source  # tests/ is on sys.path
 
 from cyz.exit_codes import ExitCode
 from cyz.index.sqlite import read_records
@@ -87,13 +87,7 @@ class Cyz:
         self.started: list[subprocess.Popen] = []
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CYZ_ENGINE", "CYZ_INDEX", "CYZ_OPENSEARCH"))
-               and k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
-        env.update({"CYZ_DATA_DIR": str(data_dir), "COLUMNS": "200", "http_proxy": self.proxy,
-                    "https_proxy": self.proxy, "no_proxy": "", "PYTHONUNBUFFERED": "1"})
-        env.update(extra)
-        return env
+        return cli_env(data_dir, self.proxy, **extra)
 
     def start(self, *args: str, data_dir: Path, **env: str) -> subprocess.Popen:
         n = len(self.started)
