@@ -9,6 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CYZ_DATA_DIR=/data \
     CYZ_CONFIG_DIR=/config
 
+# Debian's Chromium for sources with `render: browser` (crawler/browser.py); build with
+# `--build-arg BROWSER=` for an image without one (such sources then stop the crawl
+# with a clear error).
+ARG BROWSER=chromium
+RUN if [ -n "$BROWSER" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends "$BROWSER" \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 WORKDIR /src
 COPY . .
 RUN pip install . \

@@ -216,6 +216,9 @@ class Source(_Strict):
     revisit: Revisit = Field(default_factory=Revisit)
     # A site search API as entry point (see `Search`).
     search: Search | None = None
+    # How its pages are fetched: `http` (Scrapy) or `browser` (Chromium, for sites behind
+    # a JavaScript challenge or whose lists scripts build; crawler/browser.py).
+    render: Literal["http", "browser"] = "http"
 
     _patterns = field_validator("article_patterns", "follow_patterns")(_compile_all)
     _urls = field_validator("start_urls", "feeds", "sitemaps")(_check_urls)

@@ -12,6 +12,9 @@
 - `SourceCookiesMiddleware` keeps cookies for the requests that carry a cookie jar
   (meta `cookiejar`: a search source with a `session_url`) and for no other request:
   cookies are off for the rest of the crawl (COOKIES_ENABLED stays False).
+- `BrowserResponseMiddleware` gives the spider what a browser page finally answered
+  (`render: browser`, crawler/browser.py): the status after a JavaScript challenge and
+  the raw body of a JSON or XML answer.
 - `BackoffRetryMiddleware` is Scrapy's retry with an exponential pause before each
   retry, so a struggling site is not hammered.
 - `failure_reason` names why a request failed, for the `cyz/failed/<reason>` stats.
@@ -239,6 +242,32 @@ class SourceCookiesMiddleware(CookiesMiddleware):
         return super().process_response(request, response)
 
 
+class BrowserResponseMiddleware:
+    """The outcome of a browser page (meta `cyz_browser`, a PageVisit) in its response:
+    the final main-frame status (scrapy-playwright reports the first, which for a
+    challenge page is 412), the raw body and Content-Type of a JSON or XML answer (not
+    Chromium's HTML view of it), and a challenge the page never got past refused as
+    `challenge`. Runs at 960, the first to see a response."""
+
+    def process_response(self, request: Request, response: Any) -> Any:
+        visit = request.meta.get("cyz_browser")
+        if visit is None or "playwright" not in response.flags:
+            return response
+        if visit.unsolved:
+            raise RefusedRequest(
+                "challenge", f"{request.url} still answered {visit.status or response.status} "
+                f"after {visit.challenge_wait:g} s in the browser (a challenge not passed)")
+        changes: dict[str, Any] = {}
+        if visit.status is not None and visit.status != response.status:
+            changes["status"] = visit.status
+        if visit.raw is not None:
+            changes["body"] = visit.raw
+            headers = response.headers.copy()
+            headers["Content-Type"] = visit.content_type or "application/octet-stream"
+            changes["headers"] = headers
+        return response.replace(**changes) if changes else response
+
+
 class BackoffRetryMiddleware(RetryMiddleware):
     """Scrapy's RetryMiddleware, waiting `CYZ_RETRY_BACKOFF_BASE * 2**(n-1)` seconds
     (capped by `CYZ_RETRY_BACKOFF_MAX`) before retry n. Replaces the built-in at 550."""
@@ -315,4 +344,7 @@ def failure_reason(failure: Failure) -> str:
         return "connection"
     if exc.__class__.__name__ == "TunnelError":
         return "connection"
+    if type(exc).__module__.startswith("playwright"):
+        # A page that never loaded (timeout) or a browser that crashed or closed under it.
+        return "browser_timeout" if type(exc).__name__ == "TimeoutError" else "browser"
     return "other"

@@ -140,6 +140,7 @@ def crawl_here(
     restart); `run_crawl` is the reusable entry point."""
     from scrapy.crawler import CrawlerProcess
 
+    from cyz.crawler.browser import browser_settings, browser_sources, require_chromium
     from cyz.crawler.settings import build_settings
     from cyz.crawler.spider import SourceSpider, source_slots
 
@@ -152,6 +153,11 @@ def crawl_here(
         overrides["CYZ_PROGRESS"] = progress
     settings = build_settings(Path(data_dir), host_map=host_map, max_pages=max_pages,
                               item_pipelines=item_pipelines, overrides=overrides)
+    if browser_sources(models):
+        # Only a crawl with a browser source installs the browser's download handler.
+        chromium = require_chromium(models, settings.get("CYZ_CHROMIUM") or None)
+        settings.setdict(browser_settings(chromium, timeout=settings.getfloat("DOWNLOAD_TIMEOUT"),
+                                          host_map=host_map), priority="project")
     process = CrawlerProcess(settings)
     for name in _EXPECTED_FAILURE_LOGGERS:
         logging.getLogger(name).addFilter(_without_traceback)

@@ -72,6 +72,7 @@ BASE_SETTINGS: dict[str, Any] = {
         "cyz.crawler.middlewares.SourceCookiesMiddleware": 700,
         "cyz.crawler.middlewares.LoopbackHostsMiddleware": 740,
         "cyz.crawler.middlewares.PrivateAddressMiddleware": 760,
+        "cyz.crawler.middlewares.BrowserResponseMiddleware": 960,
     },
     "EXTENSIONS": {
         "scrapy.extensions.telnet.TelnetConsole": None,
@@ -100,6 +101,9 @@ BASE_SETTINGS: dict[str, Any] = {
     # simulate days passing with it (`CYZ_NOW` in the environment of `cyz crawl`).
     "CYZ_NOW": "",
     "CYZ_PROGRESS_EVERY": 25,
+    # The Chromium that `render: browser` sources drive (found and checked by the main
+    # process before the crawl: crawler/browser.py require_chromium).
+    "CYZ_CHROMIUM": "",
 }
 
 

@@ -24,6 +24,10 @@ next page only after a page that had items. The result URLs become article reque
 exactly like a feed's links. An answer that is not JSON, or lacks the `items` path, is
 a failure (`bad_search_json`, `search_items_missing`) logged with its URL.
 
+A source with `render: browser` has all its requests fetched by Chromium, in a browser
+context of its own (crawler/browser.py); the spider reads the rendered HTML as it
+reads any page.
+
 List pages, feeds, sitemaps and searches are fetched every run; an article the crawl state knows
 is asked again only when its source's revisit policy says it is due (`RevisitPolicy` in
 crawler/state.py: after as long as it has stayed unchanged, within the source's
@@ -49,6 +53,7 @@ from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
 from cyz.config import Source
+from cyz.crawler.browser import browser_meta
 from cyz.crawler.items import PageItem, source_stat
 from cyz.crawler.middlewares import failure_reason
 from cyz.crawler.state import CrawlState, RevisitPolicy, clock, iso
@@ -105,6 +110,7 @@ class _Compiled:
                                else max_list_pages)
         self.revisit = RevisitPolicy(source.revisit.mode, source.revisit.first_days,
                                      source.revisit.max_days)
+        self.browser = source.render == "browser"
         self.list_pages = 0  # list requests made this run, entry URLs included
         self.list_capped: set[str] = set()  # canonical list URLs cut by the cap
 
@@ -224,6 +230,8 @@ class SourceSpider(scrapy.Spider):
             meta["cyz_referer"] = referer
             if known is not None:
                 meta["cyz_known"] = known  # ConditionalRequestMiddleware need not look again
+        if comp.browser:
+            meta.update(browser_meta(src))
         # dont_filter: de-duplication happened above, by canonical URL; Scrapy's own
         # filter would also swallow the second leg of a redirect loop without a trace.
         # (Scrapy's offsite filter skips such requests too: OnSiteMiddleware does not.)
@@ -286,7 +294,9 @@ class SourceSpider(scrapy.Spider):
             "cyz_source": comp.source.id,
             "download_slot": (urlsplit(url).hostname or "").lower(),
         }
-        if comp.source.search is not None and comp.source.search.session_url:
+        if comp.browser:
+            meta.update(browser_meta(comp.source))  # the browser context keeps the cookies
+        elif comp.source.search is not None and comp.source.search.session_url:
             meta["cookiejar"] = f"search:{comp.source.id}"  # this source's jar only
         return meta
 

@@ -50,7 +50,10 @@ def _config(sources_file: Path | None = None) -> Config:
     return config
 
 
-def _select(sources: list[Source], ids: tuple[str, ...]) -> list[Source]:
+def _select(sources: list[Source], ids: tuple[str, ...], *,
+            include_disabled: bool = False) -> list[Source]:
+    """The sources named by `ids` (all enabled ones when none is named); a disabled one
+    is refused, or with `include_disabled` taken as if enabled (to check it first)."""
     if not ids:
         return [s for s in sources if s.enabled]
     by_id = {s.id: s for s in sources}
@@ -60,7 +63,14 @@ def _select(sources: list[Source], ids: tuple[str, ...]) -> list[Source]:
             _fail(f"no source {source_id!r}; known: {', '.join(sorted(by_id))}")
         source = by_id[source_id]
         if not source.enabled:
-            _fail(f"source {source_id!r} is disabled: {source.disabled_reason or 'no reason given'}")
+            if not include_disabled:
+                _fail(f"source {source_id!r} is disabled: "
+                      f"{source.disabled_reason or 'no reason given'} "
+                      "(--include-disabled checks it anyway)")
+            if not source.entry_urls:
+                _fail(f"source {source_id!r} has no start_urls, feeds, sitemaps or search "
+                      "to check")
+            source = source.model_copy(update={"enabled": True})
         chosen.append(source)
     return chosen
 
@@ -579,11 +589,13 @@ def sources_list(sources_file) -> None:
 @click.option("--sources", "sources_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--max-pages", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
-def sources_check(source_id, sources_file, max_pages, as_json) -> None:
+@click.option("--include-disabled", is_flag=True,
+              help="Check a source that is disabled (before enabling it).")
+def sources_check(source_id, sources_file, max_pages, as_json, include_disabled) -> None:
     """Fetch one source now and show what it would index (nothing is stored)."""
     from cyz.sources_check import check
 
-    source = _select(_load(sources_file), (source_id,))[0]
+    source = _select(_load(sources_file), (source_id,), include_disabled=include_disabled)[0]
     summary, records = check(source, max_pages=max_pages)
     if as_json:
         _print_json({"summary": summary.as_dict(), "records": records})

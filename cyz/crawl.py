@@ -304,9 +304,17 @@ def _crawl(
     on_wait: Callable[[dict], None] | None,
     timeout: float | None = None,
 ) -> RunSummary:
+    from cyz.crawler.browser import browser_sources, require_chromium
     from cyz.crawler.run import run_crawl
     from cyz.index import open_engine
 
+    settings_overrides = dict(settings_overrides or {})
+    if browser_sources(sources) and not settings_overrides.get("CYZ_CHROMIUM"):
+        # A browser source without a browser is a configuration error, found here.
+        from cyz.settings import load_settings
+
+        settings_overrides["CYZ_CHROMIUM"] = require_chromium(sources,
+                                                              load_settings().chromium)
     with data_dir_lock(data_dir, "crawl", wait=wait, on_wait=on_wait) as lock:
         check = open_engine(engine, data_dir)
         try:

@@ -182,6 +182,8 @@ class Settings(BaseModel):
     # counted as failed (`extraction_timeout`) and its worker replaced.
     crawl_timeout: Duration = Field(4 * 3600.0, alias="CYZ_CRAWL_TIMEOUT")
     page_timeout: Duration = Field(120.0, alias="CYZ_PAGE_TIMEOUT")
+    # The Chromium for `render: browser` sources (None: chromium etc. on PATH).
+    chromium: File | None = Field(None, alias="CYZ_CHROMIUM")
 
     es_url: Url | None = Field(None, alias="CYZ_ES_URL")
     es_api_key: SecretStr | None = Field(None, alias="CYZ_ES_API_KEY")
@@ -232,10 +234,11 @@ _URLS = frozenset(f.alias for f in Settings.model_fields.values()
                   if f.alias and f.alias.endswith("_URL"))
 
 # CYZ_* names that are not cyz's settings and draw no warning: the test suite's and
-# CI's (CYZ_TEST_*, CYZ_REQUIRE_OPENSEARCH), docker compose's host folder
+# CI's (CYZ_TEST_*, CYZ_REQUIRE_OPENSEARCH, CYZ_REQUIRE_CHROMIUM), docker compose's host folder
 # (CYZ_CONFIG_PATH), the OpenSearch test node's heap, the benchmarks' venv, and the
 # crawl's clock for tests and benchmarks (CYZ_NOW, read and checked by cyz.crawl).
-_OTHERS = frozenset({"CYZ_REQUIRE_OPENSEARCH", "CYZ_CONFIG_PATH", "CYZ_OPENSEARCH_HEAP",
+_OTHERS = frozenset({"CYZ_REQUIRE_OPENSEARCH", "CYZ_REQUIRE_CHROMIUM", "CYZ_CONFIG_PATH",
+                     "CYZ_OPENSEARCH_HEAP",
                      "CYZ_NEWS_PLEASE_VENV", "CYZ_NOW"})
 
 
