@@ -243,9 +243,17 @@ class Source(_Strict):
         if self.enabled and not self.article_patterns and not self.feeds \
                 and not self.sitemaps and not self.search:
             raise ValueError("article_patterns: an enabled source needs at least one")
-        if self.search is not None and self.allowed_domains:
-            for host in sorted(self.search.hosts):
-                if not host_allowed(host, [d.lower() for d in self.allowed_domains]):
+        if self.allowed_domains:
+            # An entry URL off the domains would be dropped without a trace.
+            allowed = [d.lower() for d in self.allowed_domains]
+            hosts = {urlsplit(u).hostname for u in self.start_urls + self.feeds
+                     + self.sitemaps} - {None}
+            for host in sorted(hosts):
+                if not host_allowed(host, allowed):
+                    raise ValueError(f"allowed_domains: must admit {host!r}, the host of an "
+                                     "entry URL (start_urls, feeds or sitemaps)")
+            for host in sorted(self.search.hosts if self.search is not None else ()):
+                if not host_allowed(host, allowed):
                     raise ValueError(f"allowed_domains: must admit the search host {host!r}")
         return self
 

@@ -40,7 +40,7 @@ from cyz.urls import host_allowed
 if TYPE_CHECKING:
     from cyz.config import Source
 
-HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+HANDLER = "cyz.crawler.browser_handler.BrowserDownloadHandler"
 BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
 # What a challenge page answers before its script sets a cookie and reloads: 412 (瑞数),
 # 521 (加速乐), 403 and 503 (Cloudflare-style interstitials).

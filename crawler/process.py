@@ -7,6 +7,7 @@ outcome means for the index and runs the per-page pipeline only when the page ch
     304 Not Modified                → skipped             (unchanged)
     200, a list page, not an article → counted             (not_article)
     404 / 410 of a page we indexed  → record marked gone  (gone)
+    200 without text where an indexed article stood → marked gone, text kept (gone)
 Items leave as `ArticleItem`s for the dedupe and store stages.
 """
 
@@ -96,6 +97,13 @@ class ProcessPipeline:
             self._inc("cyz/not_article", page)
             return self._done(ArticleItem(page, "not_article", body_hash=work.body_hash))
         if not record["text"].strip():
+            if known is not None and known.content_hash:
+                # An indexed article now answers a page without text (WeChat's "该内容已被
+                # 发布者删除", a CMS's "信息已删除"): taken down. The record keeps its text
+                # and is marked gone, as after a 404.
+                log.info("no article text any more (taken down?): %s", page.url)
+                self._inc("cyz/gone", page)
+                return self._done(ArticleItem(page, "gone", body_hash=work.body_hash))
             log.warning("no article text found in %s", page.url)
             self._inc("cyz/empty_text", page)
         return self._done(ArticleItem(page, "updated" if known and known.content_hash else "new",

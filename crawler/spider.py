@@ -406,7 +406,14 @@ class SourceSpider(scrapy.Spider):
             return
         depth = response.meta.get("cyz_depth", 0) + 1
         for link in links:
-            req = self._request(comp, response.urljoin(link), kind="article", depth=depth,
+            url = response.urljoin(link)
+            if comp.articles and not (comp.is_article(url)
+                                      or comp.is_article(canonical_url(url, comp.tracking))):
+                # Patterns, when the source has any, hold for feed items too (a bridge's
+                # own pages, a feed linking its site's columns).
+                self._inc("cyz/feed_not_articles", source_id=comp.source.id)
+                continue
+            req = self._request(comp, url, kind="article", depth=depth,
                                 via="feed", referer=response.url)
             if req is not None:
                 yield req
