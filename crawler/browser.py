@@ -45,7 +45,7 @@ BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
 # What a challenge page answers before its script sets a cookie and reloads: 412 (瑞数),
 # 521 (加速乐), 403 and 503 (Cloudflare-style interstitials).
 CHALLENGE_STATUSES = frozenset({403, 412, 503, 521})
-CHALLENGE_WAIT = 10.0  # seconds a challenge page gets to navigate by itself
+CHALLENGE_WAIT = 10.0  # seconds a challenge page gets to navigate by itself (default)
 IDLE_WAIT = 3.0  # seconds at most for the network to go quiet after a page loads
 PAGES_PER_SOURCE = 2
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -163,7 +163,6 @@ class PageVisit:
         self.content_type: str | None = None
         self.raw: bytes | None = None
         self.unsolved = False
-        self.blocked = 0
         self._moved = asyncio.Event()
         self._page: Any = None
 
@@ -186,7 +185,6 @@ class PageVisit:
         if request.resource_type in BLOCKED_RESOURCES or (
                 request.url.startswith(("http:", "https:"))
                 and not host_allowed(host, self.domains)):
-            self.blocked += 1
             await route.abort()
             return
         await route.fallback()
@@ -238,11 +236,11 @@ def _is_html(content_type: str | None) -> bool:
     return ctype in ("text/html", "application/xhtml+xml", "")
 
 
-def browser_meta(source: Source) -> dict[str, Any]:
+def browser_meta(source: Source, *, challenge_wait: float = CHALLENGE_WAIT) -> dict[str, Any]:
     """Request meta sending a request of `source` through its browser context."""
     from scrapy_playwright.page import PageMethod
 
-    visit = PageVisit(source.domains)
+    visit = PageVisit(source.domains, challenge_wait=challenge_wait)
     meta: dict[str, Any] = {
         "playwright": True,
         "playwright_context": f"source:{source.id}",

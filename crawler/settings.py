@@ -104,6 +104,9 @@ BASE_SETTINGS: dict[str, Any] = {
     # The Chromium that `render: browser` sources drive (found and checked by the main
     # process before the crawl: crawler/browser.py require_chromium).
     "CYZ_CHROMIUM": "",
+    # Seconds a browser page answering a challenge status (412, 521, ...) gets for its
+    # script to set the cookie and reload; still challenged then: failed as `challenge`.
+    "CYZ_CHALLENGE_WAIT": 10.0,
 }
 
 

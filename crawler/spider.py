@@ -144,6 +144,7 @@ class SourceSpider(scrapy.Spider):
         self.sources = {s.id: _Compiled(s, max_list_pages) for s in sources if s.enabled}
         self.max_pages = settings.getint("CYZ_MAX_PAGES")
         self.pager_limit = settings.getint("CYZ_PAGER_LIMIT")
+        self.challenge_wait = settings.getfloat("CYZ_CHALLENGE_WAIT")
         self._seen: dict[str, str] = {}  # canonical URL → first spelling requested
         self.now = clock(settings.get("CYZ_NOW") or None)
         self.full = settings.getbool("CYZ_REVISIT_FULL")
@@ -231,7 +232,7 @@ class SourceSpider(scrapy.Spider):
             if known is not None:
                 meta["cyz_known"] = known  # ConditionalRequestMiddleware need not look again
         if comp.browser:
-            meta.update(browser_meta(src))
+            meta.update(browser_meta(src, challenge_wait=self.challenge_wait))
         # dont_filter: de-duplication happened above, by canonical URL; Scrapy's own
         # filter would also swallow the second leg of a redirect loop without a trace.
         # (Scrapy's offsite filter skips such requests too: OnSiteMiddleware does not.)
@@ -295,7 +296,8 @@ class SourceSpider(scrapy.Spider):
             "download_slot": (urlsplit(url).hostname or "").lower(),
         }
         if comp.browser:
-            meta.update(browser_meta(comp.source))  # the browser context keeps the cookies
+            # The browser context keeps the cookies.
+            meta.update(browser_meta(comp.source, challenge_wait=self.challenge_wait))
         elif comp.source.search is not None and comp.source.search.session_url:
             meta["cookiejar"] = f"search:{comp.source.id}"  # this source's jar only
         return meta

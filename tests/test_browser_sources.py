@@ -42,7 +42,7 @@ JSON = {"Content-Type": "application/json;charset=UTF-8"}
 TEXT = {"Content-Type": "text/plain"}
 NOW = "2026-11-26T02:00:00+08:00"
 # The browser waits longer than a plain fetch would.
-BROWSER_FAST = {**FAST, "DOWNLOAD_TIMEOUT": 8}
+BROWSER_FAST = {**FAST, "DOWNLOAD_TIMEOUT": 8, "CYZ_CHALLENGE_WAIT": 3}
 
 
 def _article(n: int, words: str) -> bytes:
@@ -86,9 +86,11 @@ class BrowserSites:
         # 2. The challenge site: list, two articles, a hanging page, a search API.
         self.wall_articles = [f"/zw/202611/t2026112{n}_{600 + n}.html" for n in range(1, 3)]
         self.hang = "/zw/202611/t20261129_699.html"
+        # A page whose challenge no script ever passes (its cookie is another one).
+        self.stuck = "/zw/202611/t20261128_698.html"
         self.search_results = [f"/zw/202611/t2026112{n}_{700 + n}.html" for n in range(5, 7)]
         listing = "".join(f"<li><a href='{p}'>政务{i}</a></li>"
-                          for i, p in enumerate([*self.wall_articles, self.hang]))
+                          for i, p in enumerate([*self.wall_articles, self.hang, self.stuck]))
         self.wall_pages = {
             "/zw/index.html": f"<html><body><ul>{listing}</ul></body></html>".encode(),
             **{p: _article(n, "挑战页面") for n, p in enumerate(self.wall_articles, 1)},
@@ -98,6 +100,7 @@ class BrowserSites:
         for path in self.wall_pages:
             server.add_route(self.wall_host, path, self._walled)
         server.add_route(self.wall_host, self.hang, self._hanging)
+        server.add_route(self.wall_host, self.stuck, (412, HTML, b"<html><body></body></html>"))
         server.add_route(self.wall_host, "/api/search", self._search)
         # 3. A plain list site (no browser).
         self.plain_article = "/pl/202611/t20261126_800.html"
@@ -225,7 +228,8 @@ def test_browser_sources_render_lists_pass_challenges_and_search(browser_sites, 
     assert site.search_bodies[0] == {"q": "成渝", "page": 1}
     assert [b["page"] for b in site.search_bodies] == [1, 2]
     # The hanging page failed alone (the navigation timed out); the run went on.
-    assert summary.sources["walled"]["failed"] == {"browser_timeout": 1}
+    # The page that stayed challenged failed as such.
+    assert summary.sources["walled"]["failed"] == {"browser_timeout": 1, "challenge": 1}
     # No image was fetched; the plain source never carried the challenge cookie.
     assert server.count(site.js_host, "/img/photo.jpg") == 0
     plain_log = server.requests_for(site.plain_host)
@@ -237,7 +241,7 @@ def test_browser_sources_render_lists_pass_challenges_and_search(browser_sites, 
     site.release.set()
     again = site.crawl(data_dir, site.sources(), engine=engine_name,
                        now="2026-11-26T14:00:00+08:00")
-    assert again.new == 1  # the page that hung the night before
+    assert again.new == 1  # the page that hung the night before (the stuck one still fails)
     assert server.count(site.js_host, site.js_articles[0]) == 0
     assert server.count(site.js_host, "/xw/index.html") == 1
 
