@@ -297,6 +297,7 @@ def check_engine(data_dir: Path, name: str | None = None) -> None:
 def run_forever() -> None:
     """`cyz schedule`: check everything, then run the jobs until SIGTERM/SIGINT."""
     from cyz.alerts import check_ready
+    from cyz.crawler.browser import require_chromium
 
     # Every CYZ_* setting and every config file, alert rules and their mail settings
     # included, are checked at start-up, not at 02:00 (ConfigError / SettingsError:
@@ -306,6 +307,7 @@ def run_forever() -> None:
     settings = load_settings()
     config = load_config(paths.config_dir())
     check_ready(config, settings)
+    require_chromium(config.sources, settings.chromium)  # for `render: browser` sources
     check_engine(paths.data_dir())
     config_dir = paths.pin_config_dir(config.dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -41,6 +41,7 @@ HTML = {"Content-Type": "text/html; charset=utf-8"}
 JSON = {"Content-Type": "application/json;charset=UTF-8"}
 TEXT = {"Content-Type": "text/plain"}
 NOW = "2026-11-26T02:00:00+08:00"
+REPO = Path(__file__).resolve().parents[1]
 # The browser waits longer than a plain fetch would.
 BROWSER_FAST = {**FAST, "DOWNLOAD_TIMEOUT": 8, "CYZ_CHALLENGE_WAIT": 3}
 
@@ -343,3 +344,28 @@ def test_browser_crash_fails_the_page_not_the_run(site_server, data_dir):
     # The page being loaded either failed as a browser failure or was retried.
     assert crashed in records or summary.sources["js-list"]["failed"].get("browser") == 1
     assert summary.status == "ok"
+
+
+def test_schedule_refuses_to_start_without_chromium(tmp_path, data_dir):
+    """`cyz schedule` checks the browser at start-up, not at 02:00: one line, exit 2."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config"
+    config.mkdir()
+    for name in ("topic.yaml", "alerts.yaml"):
+        shutil.copy(REPO / "config" / name, config / name)
+    (config / "sources.yaml").write_text(
+        "sources:\n"
+        "  - id: cd-gov\n    name: 成都\n    kind: government\n    region: 成都\n"
+        "    render: browser\n    start_urls: [http://www.example.gov.cn/xw/]\n"
+        "    article_patterns: ['/t\\d+_\\d+\\.html$']\n", encoding="utf-8")
+    env = cli_env(data_dir, "", PATH=str(Path(sys.executable).parent),
+                  CYZ_CONFIG_DIR=str(config))
+    env.pop("CYZ_CHROMIUM", None)
+    if shutil.which("chromium", path=env["PATH"]):
+        pytest.skip("chromium sits beside python")
+    done = subprocess.run([sys.executable, "-m", "cyz.cli", "schedule"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "cd-gov has render: browser" in done.stderr and "Traceback" not in done.stderr
