@@ -23,10 +23,14 @@ _META_LABELS = {
     "editor": r"责任编辑|責任編輯|责编|責編|编辑|編輯|审发|審發|审核|審核|审校|審校|校对|校對|"
               r"终审|終審|初审|初審|复审|複審|监制|監製|主编|主編|值班编辑|值班編輯|美编|美編|"
               r"编审|編審|签发|簽發|核稿",
-    "author": r"文/图|文／图|图/文|图／文|作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|摄影|攝影|"
+    "author": r"文/图|文／图|图/文|图／文|作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|摄影|攝影|摄影师|攝影師|"
               r"实习生|實習生|特约记者|特約記者|本报记者|本報記者|口述|整理|翻译|翻譯|文|图|圖",
 }
 _ALL_LABELS = "|".join(_META_LABELS.values())
+
+
+# A label followed by these is part of a noun, not a credit: 摄影队, 记者站, 作者群, 编辑部.
+_NOUN_SUFFIX = r"队|隊|站|部|组|組|群|团|團|协会|協會|家协会|師|师|节|節|展|大赛|大賽|作品|证|證"
 
 
 def _label_pattern(labels: str) -> re.Pattern:
@@ -35,7 +39,7 @@ def _label_pattern(labels: str) -> re.Pattern:
     longs = "|".join(x for x in labels.split("|") if len(x) > 1)
     shorts = "|".join(x for x in labels.split("|") if len(x) == 1)
     # A short label also needs a separator after it: "文/张三", "图 李四", never "文化".
-    alternatives = f"(?:(?:{longs})\\s*(?:[:：丨|/]\\s*|\\s+|(?=[^\\s:：]))"
+    alternatives = f"(?:(?:{longs})(?!{_NOUN_SUFFIX})\\s*(?:[:：丨|/]\\s*|\\s+|(?=[^\\s:：]))"
     if shorts:
         alternatives += f"|(?:(?<=^)|(?<=[\\s【\\[（(|｜丨]))(?:{shorts})\\s*(?:[:：丨|/]\\s*|\\s+))"
     else:

@@ -213,6 +213,11 @@ def test_stored_text_is_capped_at_a_paragraph_end():
     ("（编辑 尹世杰）", {"editor": "尹世杰"}),
     ("文化", {}),
     ("图片新闻", {}),
+    # A label inside a noun is no credit: 摄影队, 记者站, 编辑部.
+    ("城市摄影队 周斌 摄", {}),
+    ("人民日报重庆记者站 王五", {}),
+    ("编辑部", {}),
+    ("摄影师：李四", {"author": "李四"}),
 ])
 def test_credit_lines(line, expected):
     from cyz.pipelines.lines import is_meta_line, metadata_from_line
