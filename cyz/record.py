@@ -21,7 +21,8 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Bump when the per-page pipeline changes what it produces; `cyz reextract` and the
 # incremental crawl use it to decide which stored records are stale.
 PIPELINE_VERSION = 4  # 2: cooperation events; 3: extraction on unseen pages (dates, titles,
-# credits); 4: a credit label inside a noun (摄影队, 记者站) names no author
+# credits); 4: a credit label inside a noun (摄影队, 记者站) names no author, a photo
+# credit is the author only when nobody else is named
 
 # The stored body text stops here (a 9 MB page once made a 3.2 M-character record);
 # `text_truncated` says so on the record.

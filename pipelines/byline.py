@@ -9,7 +9,7 @@ import re
 
 from cyz.pipelines import rules
 from cyz.pipelines.document import node_lines, page_lines
-from cyz.pipelines.lines import NO_ORIGIN, clean_value, metadata_from_line
+from cyz.pipelines.lines import NO_ORIGIN, clean_value, metadata_from_line, photo_as_author
 from cyz.text import HAN_UNIFIED_CHARS, nospace, squash
 
 SELF_MEDIA_KEYS = ("nickname", "user_name")
@@ -187,7 +187,7 @@ def page_credits(doc, body, header: list[str], body_lines: list[str], body_field
             if value and len(value) <= 20 and "@" not in value and value != fields.get("origin"):
                 fields["author"] = value
                 break
-    return fields
+    return photo_as_author(fields)
 
 _DATE_LABEL = re.compile(r"^[\[【（(]?\s*(?:发布日期|發布日期|發佈日期|发布时间|發布時間|發佈時間|发表时间|發表時間|"
                          r"发文日期|時間|时间|日期)\s*[:：]?\s*$")

@@ -42,6 +42,7 @@ from cyz.pipelines.lines import (
     apply_line_rules,
     is_meta_line,
     metadata_from_line,
+    photo_as_author,
     strip_pinyin,
 )
 from cyz.pipelines.title import headline_texts, pick_title, strip_site_suffix
@@ -161,6 +162,7 @@ def extract_text(text: str, url: str | None = None, fetched: datetime | None = N
     for name, value in body_fields.items():
         fields.setdefault(name, value)
     byline_in_body(body, fields)
+    photo_as_author(fields)
     published = decide_published({}, "\n".join(body[:3]) + "\n" + text, url, fetched,
                                  byline="\n".join(header), fetched=fetched)
     return _finish(title, body, fields, published)

@@ -23,8 +23,10 @@ _META_LABELS = {
     "editor": r"责任编辑|責任編輯|责编|責編|编辑|編輯|审发|審發|审核|審核|审校|審校|校对|校對|"
               r"终审|終審|初审|初審|复审|複審|监制|監製|主编|主編|值班编辑|值班編輯|美编|美編|"
               r"编审|編審|签发|簽發|核稿",
-    "author": r"文/图|文／图|图/文|图／文|作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|摄影|攝影|摄影师|攝影師|"
+    "author": r"文/图|文／图|图/文|图／文|作者|记者|記者|通讯员|通訊員|撰稿|撰文|文字|文图|文圖|图文|圖文|"
               r"实习生|實習生|特约记者|特約記者|本报记者|本報記者|口述|整理|翻译|翻譯|文|图|圖",
+    # A photographer is the author only when nobody else is named (`photo_as_author`).
+    "photo": r"摄影师|攝影師|摄影|攝影",
 }
 _ALL_LABELS = "|".join(_META_LABELS.values())
 
@@ -195,6 +197,15 @@ def metadata_from_line(line: str) -> dict[str, str]:
                 found[key] = value
                 break
     return found
+
+
+def photo_as_author(fields: dict[str, str]) -> dict[str, str]:
+    """`fields` without the photo credit, which names the author only when no line or
+    tag named one (a photo story): "摄影：产品经理" under a picture is not the writer."""
+    photo = fields.pop("photo", None)
+    if photo and "author" not in fields:
+        fields["author"] = photo
+    return fields
 
 
 def is_meta_line(line: str) -> bool:

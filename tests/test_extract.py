@@ -217,7 +217,7 @@ def test_stored_text_is_capped_at_a_paragraph_end():
     ("城市摄影队 周斌 摄", {}),
     ("人民日报重庆记者站 王五", {}),
     ("编辑部", {}),
-    ("摄影师：李四", {"author": "李四"}),
+    ("摄影师：李四", {"photo": "李四"}),  # the author only when nobody else is named
 ])
 def test_credit_lines(line, expected):
     from cyz.pipelines.lines import is_meta_line, metadata_from_line

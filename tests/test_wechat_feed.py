@@ -622,6 +622,8 @@ def test_a_real_wechat_page_extracts_cleanly_as_served():
     assert ex == extract_html(real)
     assert ex.title == meta["title"]
     assert ex.origin == meta["source"]  # the account
+    # The writer of the meta tag, not the photo credit under a picture (摄影：产品经理).
+    assert ex.author == "kingname"
     assert ex.published_at[:16] == meta["published"]  # var ct, +08:00
     lines = ex.text.splitlines()
     assert all(line in lines for line in gold), [g for g in gold if g not in lines]
