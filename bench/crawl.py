@@ -427,6 +427,9 @@ class RssSampler:
                     seen = self.procs.get(child.pid)
                     if seen is None:
                         seen = self.procs[child.pid] = [_role(child), 0, 0.0]
+                    elif seen[0] == "other":
+                        # first seen between fork and exec, with our own command line
+                        seen[0] = _role(child)
                     seen[1] = max(seen[1], rss)
                     seen[2] = times.user + times.system
                 except self._psutil.Error:

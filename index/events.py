@@ -94,7 +94,6 @@ def shanghai_day(value: str | None) -> date | None:
 # -- text evidence -----------------------------------------------------------------------
 
 
-@lru_cache(maxsize=65536)
 @lru_cache(maxsize=65_536)  # the same few names are compared again and again
 def _norm(name: str) -> str:
     return to_simplified(name).strip().lower()
@@ -144,38 +143,38 @@ class Mention:
     article: dict
     index: int
     event: dict
+    # What the merge reads on every comparison (a mention is compared with every
+    # happening near it, and a crawl's batch with hundreds): plain attributes, computed
+    # once here rather than by a property per comparison.
+    article_id: str = field(init=False, repr=False)
+    type: str = field(init=False, repr=False)
+    planned: bool = field(init=False, repr=False)
+    kind: tuple[str, bool] = field(init=False, repr=False)  # (type, planned): must be equal
+    key: str = field(init=False, repr=False)
+    cluster_id: str | None = field(init=False, repr=False)
+    days: tuple[date, date] | None = field(init=False, repr=False)
+    published: datetime | None = field(init=False, repr=False)
+    names: list[str] = field(init=False, repr=False)
+    # the names as `names_overlap` compares them (normalised, two characters or more) ...
+    norm_names: tuple[str, ...] = field(init=False, repr=False)
+    # ... and their character bigrams: two overlapping names share one (a name of two
+    # characters or more inside another has its first bigram in both), so a happening
+    # none of whose bigrams the mention has cannot have a party or place in common
+    name_grams: frozenset[str] = field(init=False, repr=False)
 
-    @property
-    def article_id(self) -> str:
-        return self.article["id"]
-
-    @property
-    def type(self) -> str:
-        return self.event.get("type") or "other"
-
-    @property
-    def planned(self) -> bool:
-        return bool(self.event.get("planned"))
-
-    @property
-    def key(self) -> str:
-        return self.event.get("key") or ""
-
-    @property
-    def cluster_id(self) -> str | None:
-        return self.article.get("cluster_id") or None
-
-    @cached_property
-    def days(self) -> tuple[date, date] | None:
-        return date_range(self.event.get("date"), self.event.get("date_end"))
-
-    @cached_property
-    def published(self) -> datetime | None:
-        return published_moment(self.article.get("published_at"))
-
-    @cached_property
-    def names(self) -> list[str]:
-        return [*(self.event.get("parties") or []), *(self.event.get("places") or [])]
+    def __post_init__(self) -> None:
+        event, article = self.event, self.article
+        self.article_id = article["id"]
+        self.type = event.get("type") or "other"
+        self.planned = bool(event.get("planned"))
+        self.kind = (self.type, self.planned)
+        self.key = event.get("key") or ""
+        self.cluster_id = article.get("cluster_id") or None
+        self.days = date_range(event.get("date"), event.get("date_end"))
+        self.published = published_moment(article.get("published_at"))
+        self.names = [*(event.get("parties") or []), *(event.get("places") or [])]
+        self.norm_names = tuple(n for n in map(_norm, self.names) if len(n) >= 2)
+        self.name_grams = frozenset(n[i:i + 2] for n in self.norm_names for i in range(len(n) - 1))
 
     @cached_property
     def key_bigrams(self) -> frozenset[str]:
@@ -222,12 +221,6 @@ def mentions_of(record: dict) -> list[Mention]:
             if isinstance(event, dict) and event.get("type") in EVENT_TYPES]
 
 
-def _near_published(a: Mention, b: Mention) -> bool:
-    if a.published is None or b.published is None:
-        return False
-    return abs(a.published - b.published) <= timedelta(days=UNDATED_DAYS)
-
-
 def _same_cluster(a: Mention, b: Mention) -> bool:
     return a.cluster_id is not None and a.cluster_id == b.cluster_id
 
@@ -236,23 +229,34 @@ def _overlap(a: tuple[date, date], b: tuple[date, date]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _dates_fit(m: Mention, group: list[Mention]) -> bool:
+def _dates_fit(m: Mention, group: _Group) -> bool:
     """Every dated report of the happening agrees with the mention's date; where a date
     is missing on either side, a report of it appeared near the mention's article."""
-    dated = [n for n in group if n.days is not None]
-    if m.days is not None:
-        if not all(_overlap(m.days, n.days) for n in dated):
-            return False
-        if dated:
-            return True
-    return any(_near_published(m, n) or _same_cluster(m, n) for n in group)
+    if m.days is not None and group.dated_end is not None:
+        # m overlaps every dated member's days iff it overlaps their common part: it
+        # starts by the earliest end and ends from the latest start
+        return m.days[0] <= group.dated_end and group.dated_start <= m.days[1]
+    if m.cluster_id is not None and m.cluster_id in group.clusters:
+        return True
+    if m.published is None:
+        return False
+    reach = timedelta(days=UNDATED_DAYS)
+    return any(abs(m.published - at) <= reach for at in group.published)
+
+
+def _names_meet(a: Mention, b: Mention) -> bool:
+    """`names_overlap(a.names, b.names)`, on the names normalised once per mention (no
+    shared bigram, no overlap: see `Mention.name_grams`)."""
+    if a.name_grams.isdisjoint(b.name_grams):
+        return False
+    return any(x in y or y in x for x in a.norm_names for y in b.norm_names)
 
 
 def _pair_evidence(m: Mention, n: Mention) -> float | None:
     """How strongly two compatible mentions tell the same happening (None: no evidence)."""
     if _same_cluster(m, n):  # a reprint of the same story
         return 2.0 + (similarity(m, n) or 0.0)
-    if not names_overlap(m.names, n.names):
+    if not _names_meet(m, n):
         return None
     sim = similarity(m, n)
     if m.key_bigrams and n.key_bigrams:
@@ -266,13 +270,19 @@ def _pair_evidence(m: Mention, n: Mention) -> float | None:
     return 0.5 if m.precise and n.precise else None
 
 
-def _evidence(m: Mention, group: list[Mention]) -> float | None:
+def _evidence(m: Mention, group: _Group) -> float | None:
     """The mention's best evidence for joining `group`, None when it may not. The caller
     has checked what `_Group.may_take` checks: no report of the mention's article in the
     group (a happening has at most one mention per article), one type and planned."""
     if not _dates_fit(m, group):
         return None
-    scores = [s for n in group if (s := _pair_evidence(m, n)) is not None]
+    # Every evidence needs a member of the same reprint cluster or with a name in common
+    # (see `Mention.name_grams`): most happenings near a mention fail this, and it is
+    # one set operation rather than a comparison with each member.
+    if not ((m.cluster_id is not None and m.cluster_id in group.clusters)
+            or not m.name_grams.isdisjoint(group.name_grams)):
+        return None
+    scores = [s for n in group.mentions if (s := _pair_evidence(m, n)) is not None]
     return max(scores) if scores else None
 
 
@@ -365,19 +375,45 @@ class Plan:
 
 
 class _Group:
-    def __init__(self, position: int, mentions: list[Mention], stored: dict | None = None):
+    """A happening being planned: its mentions, and what `_dates_fit`, `_evidence` and
+    `may_take` would otherwise read member by member, kept up to date as members join
+    (a group only grows while a plan runs)."""
+
+    def __init__(self, position: int, stored: dict | None = None):
         self.position = position  # ties go to the earlier group
-        self.mentions = mentions
+        self.mentions: list[Mention] = []
         self.stored = stored  # the happening as the engine holds it, None when new
         self.touched = stored is None
-        # What `_evidence` would check member by member, kept as the members join: a
-        # mention of a reported article, or of another (type, planned), never joins.
+        # A mention of a reported article, or of another (type, planned), never joins.
         self.article_ids: set[str] = set()
         self.kinds: set[tuple[str, bool]] = set()
+        # The common part of the dated members' days (None: no dated member).
+        self.dated_start: date | None = None
+        self.dated_end: date | None = None
+        self.published: list[datetime] = []  # the members' articles' times, when known
+        self.clusters: set[str] = set()
+        self.name_grams: set[str] = set()  # `Mention.name_grams` of every member
+
+    def add(self, mention: Mention) -> None:
+        self.mentions.append(mention)
+        self.article_ids.add(mention.article_id)
+        self.kinds.add(mention.kind)
+        if mention.days is not None:
+            start, end = mention.days
+            if self.dated_end is None:
+                self.dated_start, self.dated_end = start, end
+            else:
+                self.dated_start = max(self.dated_start, start)
+                self.dated_end = min(self.dated_end, end)
+        if mention.published is not None:
+            self.published.append(mention.published)
+        if mention.cluster_id is not None:
+            self.clusters.add(mention.cluster_id)
+        self.name_grams |= mention.name_grams
 
     def may_take(self, mention: Mention) -> bool:
         return (mention.article_id not in self.article_ids
-                and self.kinds == {(mention.type, mention.planned)})
+                and len(self.kinds) == 1 and mention.kind in self.kinds)
 
 
 def _weeks(first: date, last: date) -> range:
@@ -388,36 +424,78 @@ class _Groups:
     """The groups, indexed so that a mention is compared only with the groups that can
     take it: same type and planned, and a shared reprint cluster, an overlapping dated
     mention or a report published within UNDATED_DAYS (a rebuild plans every article
-    at once; comparing each mention with every group would be quadratic)."""
+    at once, a crawl's batch meets every stored happening of its weeks: comparing each
+    mention with every group would be quadratic).
+
+    Keys (all prefixed with the kind, (type, planned)):
+    - ("cluster", id): groups with a member of that reprint cluster;
+    - ("date", week): groups with a dated member whose days reach that week;
+    - ("published", week): groups with a member published that week;
+    - ("undated", week): the same, of groups with no dated member yet.
+    A dated mention fits a dated group only when it overlaps its members' days (so the
+    group is under one of the mention's date weeks), and an undated group when a report
+    is near: it looks up "date" and "undated" keys, not every group published near it.
+    An undated mention fits any group with a report near it: it looks up "published".
+    """
 
     def __init__(self) -> None:
         self.all: list[_Group] = []
-        self._index: dict[tuple, list[_Group]] = {}
+        # key → {group position: group}; a dict so that a group leaves "undated" buckets
+        # when it gets its first dated member
+        self._index: dict[tuple, dict[int, _Group]] = {}
+        self._undated: dict[int, list[tuple]] = {}  # position → its "undated" keys
 
     def add(self, mentions: list[Mention], stored: dict | None = None) -> _Group:
-        group = _Group(len(self.all), [], stored)
+        group = _Group(len(self.all), stored)
         self.all.append(group)
         for mention in mentions:
             self.join(group, mention)
         return group
 
     def join(self, group: _Group, mention: Mention) -> None:
-        group.mentions.append(mention)
-        group.article_ids.add(mention.article_id)
-        group.kinds.add((mention.type, mention.planned))
-        for key in self.keys(mention, reach=0):
-            bucket = self._index.setdefault(key, [])
-            if not bucket or bucket[-1] is not group:
-                bucket.append(group)
+        was_dated = group.dated_end is not None
+        group.add(mention)
+        kind = mention.kind
+        keys = []
+        if mention.cluster_id:
+            keys.append((*kind, "cluster", mention.cluster_id))
+        if mention.days is not None:
+            keys += [(*kind, "date", week) for week in _weeks(*mention.days)]
+        if mention.published is not None:
+            week = mention.published.astimezone(SHANGHAI).date().toordinal() // 7
+            keys.append((*kind, "published", week))
+            if group.dated_end is None:
+                undated = (*kind, "undated", week)
+                keys.append(undated)
+                self._undated.setdefault(group.position, []).append(undated)
+        for key in keys:
+            self._index.setdefault(key, {})[group.position] = group
+        if group.dated_end is not None and not was_dated:
+            for key in self._undated.pop(group.position, ()):
+                self._index[key].pop(group.position, None)
 
-    def near(self, mention: Mention) -> list[_Group]:
-        found = {id(g): g for key in self.keys(mention, reach=UNDATED_DAYS)
-                 for g in self._index.get(key, ())}
-        return sorted(found.values(), key=lambda g: g.position)
+    def near(self, mention: Mention) -> Iterator[_Group]:
+        """The groups that may take `mention` by kind, dates, report times or cluster (a
+        group may come more than once; the order is not the groups')."""
+        kind, index = mention.kind, self._index
+        keys = []
+        if mention.cluster_id:
+            keys.append((*kind, "cluster", mention.cluster_id))
+        if mention.days is not None:
+            keys += [(*kind, "date", week) for week in _weeks(*mention.days)]
+        if mention.published is not None:
+            day = mention.published.astimezone(SHANGHAI).date()
+            reach = timedelta(days=UNDATED_DAYS)
+            which = "undated" if mention.days is not None else "published"
+            keys += [(*kind, which, week) for week in _weeks(day - reach, day + reach)]
+        for key in keys:
+            yield from index.get(key, {}).values()
 
     @staticmethod
     def keys(m: Mention, reach: int) -> Iterator[tuple]:
-        kind = (m.type, m.planned)
+        """The keys a mention reaches within `reach` days of its report: `touchable`
+        indexes the batch by these, to meet `_StoredHappening.keys`."""
+        kind = m.kind
         if m.cluster_id:
             yield (*kind, "cluster", m.cluster_id)
         if m.days is not None:
@@ -462,13 +540,19 @@ def plan(records: Iterable[dict], candidates: Iterable[dict] = (),
 
     new = sorted((m for r in batch.values() for m in mentions_of(r)), key=lambda m: m.order)
     for mention in new:
-        best, best_score = None, None
+        # The best evidence wins, the earliest group (position) a tie.
+        best, best_rank, seen = None, None, set()
         for group in groups.near(mention):
+            if group.position in seen:
+                continue
+            seen.add(group.position)
             if not group.may_take(mention):
                 continue
-            score = _evidence(mention, group.mentions)
-            if score is not None and (best_score is None or score > best_score):
-                best, best_score = group, score
+            score = _evidence(mention, group)
+            if score is not None:
+                rank = (score, -group.position)
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = group, rank
         if best is None:
             groups.add([mention])
         else:
@@ -612,44 +696,49 @@ def touchable(records: Iterable[dict], candidates: Iterable[dict],
         if any(r["article_id"] in gone for r in reports):
             out.append(doc)
             continue
-        mentions = {id(m): m for key in set(_doc_keys(doc)) for m in near.get(key, ())}
-        if any(_may_join(m, doc) for m in mentions.values()):
+        stored = _StoredHappening(doc)
+        mentions = {id(m): m for key in stored.keys() for m in near.get(key, ())}
+        if any(stored.may_join(m) for m in mentions.values()):
             out.append(doc)
     return out
 
 
-def _may_join(m: Mention, doc: dict) -> bool:
-    """Whether the merge rules could let `m` join the stored happening `doc` (its own
-    date range is its best mention's, which every dated mention of it overlaps)."""
-    if m.type != doc.get("type") or m.planned != bool(doc.get("planned")):
-        return False
-    reports = doc.get("reports") or []
-    if m.cluster_id and any(r.get("cluster_id") == m.cluster_id for r in reports):
-        return True
-    days = date_range(doc.get("date_from"), doc.get("date_to"))
-    if m.days is not None and days is not None:
-        return _overlap(m.days, days)
-    if m.published is None:
-        return False
-    reach = timedelta(days=UNDATED_DAYS)
-    return any((at := published_moment(r.get("published_at"))) is not None
-               and abs(at - m.published) <= reach for r in reports)
+class _StoredHappening:
+    """What `touchable` reads of a stored happening, parsed once (it is checked against
+    every batch mention that shares one of its keys)."""
 
+    def __init__(self, doc: dict):
+        reports = doc.get("reports") or []
+        self.kind = (doc.get("type"), bool(doc.get("planned")))
+        # its own date range is its best mention's, which every dated mention of it overlaps
+        self.days = date_range(doc.get("date_from"), doc.get("date_to"))
+        self.clusters = {r["cluster_id"] for r in reports if r.get("cluster_id")}
+        self.published = [at for r in reports
+                          if (at := published_moment(r.get("published_at"))) is not None]
 
-def _doc_keys(doc: dict) -> Iterator[tuple]:
-    """A stored happening's keys in the `_Groups` index (from its own date range and
-    from its reports)."""
-    kind = (doc.get("type"), bool(doc.get("planned")))
-    days = date_range(doc.get("date_from"), doc.get("date_to"))
-    if days is not None:
-        for week in _weeks(*days):
-            yield (*kind, "date", week)
-    for report in doc.get("reports") or []:
-        if report.get("cluster_id"):
-            yield (*kind, "cluster", report["cluster_id"])
-        day = shanghai_day(report.get("published_at"))
-        if day is not None:
-            yield (*kind, "published", day.toordinal() // 7)
+    def keys(self) -> set[tuple]:
+        """Its keys in the `_Groups.keys` index of the batch (from its own date range
+        and from its reports)."""
+        kind = self.kind
+        keys = {(*kind, "cluster", cluster) for cluster in self.clusters}
+        if self.days is not None:
+            keys.update((*kind, "date", week) for week in _weeks(*self.days))
+        keys.update((*kind, "published", at.astimezone(SHANGHAI).date().toordinal() // 7)
+                    for at in self.published)
+        return keys
+
+    def may_join(self, m: Mention) -> bool:
+        """Whether the merge rules could let `m` join this happening."""
+        if m.kind != self.kind:
+            return False
+        if m.cluster_id and m.cluster_id in self.clusters:
+            return True
+        if m.days is not None and self.days is not None:
+            return _overlap(m.days, self.days)
+        if m.published is None:
+            return False
+        reach = timedelta(days=UNDATED_DAYS)
+        return any(abs(at - m.published) <= reach for at in self.published)
 
 
 def reported_articles(candidates: Iterable[dict], exclude: Iterable[str] = ()) -> list[str]:
