@@ -155,7 +155,8 @@ def crawl_here(
                               item_pipelines=item_pipelines, overrides=overrides)
     if browser_sources(models):
         # Only a crawl with a browser source installs the browser's download handler.
-        chromium = require_chromium(models, settings.get("CYZ_CHROMIUM") or None)
+        # cyz.crawl found and checked the Chromium; a direct caller gets the same check.
+        chromium = settings.get("CYZ_CHROMIUM") or require_chromium(models)
         settings.setdict(browser_settings(chromium, timeout=settings.getfloat("DOWNLOAD_TIMEOUT"),
                                           host_map=host_map), priority="project")
     process = CrawlerProcess(settings)

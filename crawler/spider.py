@@ -117,6 +117,11 @@ class _Compiled:
     def is_article(self, url: str) -> bool:
         return any(p.search(url) for p in self.articles)
 
+    def is_article_link(self, url: str) -> bool:
+        """An article by the patterns under the link's own spelling or its canonical one
+        (patterns are written for clean URLs; `?from=timeline` copies are duplicates)."""
+        return self.is_article(url) or self.is_article(canonical_url(url, self.tracking))
+
     def is_list(self, url: str) -> bool:
         return any(p.search(url) for p in self.follows)
 
@@ -252,11 +257,7 @@ class SourceSpider(scrapy.Spider):
                 url = response.urljoin(href)
             except ValueError:
                 continue
-            # Patterns are written for clean URLs; a copy with a tracking parameter
-            # (`?from=timeline`) is matched by its canonical form, then counted as a
-            # duplicate.
-            canon = canonical_url(url, comp.tracking)
-            if comp.is_article(url) or comp.is_article(canon):
+            if comp.is_article_link(url):
                 kind = "article"
             elif comp.is_list(url):
                 kind = "list"
@@ -376,8 +377,7 @@ class SourceSpider(scrapy.Spider):
                 self._inc("cyz/search_items_without_url", source_id=source_id)
                 continue
             url = response.urljoin(url.strip())
-            if comp.articles and not (comp.is_article(url)
-                                      or comp.is_article(canonical_url(url, comp.tracking))):
+            if comp.articles and not comp.is_article_link(url):
                 self._inc("cyz/search_not_articles", source_id=source_id)
                 continue
             req = self._request(comp, url, kind="article", depth=1, via="search",
@@ -409,8 +409,7 @@ class SourceSpider(scrapy.Spider):
         depth = response.meta.get("cyz_depth", 0) + 1
         for link in links:
             url = response.urljoin(link)
-            if comp.articles and not (comp.is_article(url)
-                                      or comp.is_article(canonical_url(url, comp.tracking))):
+            if comp.articles and not comp.is_article_link(url):
                 # Patterns, when the source has any, hold for feed items too (a bridge's
                 # own pages, a feed linking its site's columns).
                 self._inc("cyz/feed_not_articles", source_id=comp.source.id)

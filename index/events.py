@@ -420,6 +420,23 @@ def _weeks(first: date, last: date) -> range:
     return range(first.toordinal() // 7, last.toordinal() // 7 + 1)
 
 
+def _cluster_and_date_keys(m: Mention) -> Iterator[tuple]:
+    """A mention's index keys by reprint cluster and by the weeks of its days."""
+    if m.cluster_id:
+        yield (*m.kind, "cluster", m.cluster_id)
+    if m.days is not None:
+        for week in _weeks(*m.days):
+            yield (*m.kind, "date", week)
+
+
+def _published_weeks(m: Mention, reach: int) -> range:
+    """The weeks within `reach` days of the mention's report (none when undated)."""
+    if m.published is None:
+        return range(0)
+    day = m.published.astimezone(SHANGHAI).date()
+    return _weeks(day - timedelta(days=reach), day + timedelta(days=reach))
+
+
 class _Groups:
     """The groups, indexed so that a mention is compared only with the groups that can
     take it: same type and planned, and a shared reprint cluster, an overlapping dated
@@ -456,11 +473,7 @@ class _Groups:
         was_dated = group.dated_end is not None
         group.add(mention)
         kind = mention.kind
-        keys = []
-        if mention.cluster_id:
-            keys.append((*kind, "cluster", mention.cluster_id))
-        if mention.days is not None:
-            keys += [(*kind, "date", week) for week in _weeks(*mention.days)]
+        keys = list(_cluster_and_date_keys(mention))
         if mention.published is not None:
             week = mention.published.astimezone(SHANGHAI).date().toordinal() // 7
             keys.append((*kind, "published", week))
@@ -478,16 +491,9 @@ class _Groups:
         """The groups that may take `mention` by kind, dates, report times or cluster (a
         group may come more than once; the order is not the groups')."""
         kind, index = mention.kind, self._index
-        keys = []
-        if mention.cluster_id:
-            keys.append((*kind, "cluster", mention.cluster_id))
-        if mention.days is not None:
-            keys += [(*kind, "date", week) for week in _weeks(*mention.days)]
-        if mention.published is not None:
-            day = mention.published.astimezone(SHANGHAI).date()
-            reach = timedelta(days=UNDATED_DAYS)
-            which = "undated" if mention.days is not None else "published"
-            keys += [(*kind, which, week) for week in _weeks(day - reach, day + reach)]
+        keys = list(_cluster_and_date_keys(mention))
+        which = "undated" if mention.days is not None else "published"
+        keys += [(*kind, which, week) for week in _published_weeks(mention, UNDATED_DAYS)]
         for key in keys:
             yield from index.get(key, {}).values()
 
@@ -495,16 +501,9 @@ class _Groups:
     def keys(m: Mention, reach: int) -> Iterator[tuple]:
         """The keys a mention reaches within `reach` days of its report: `touchable`
         indexes the batch by these, to meet `_StoredHappening.keys`."""
-        kind = m.kind
-        if m.cluster_id:
-            yield (*kind, "cluster", m.cluster_id)
-        if m.days is not None:
-            for week in _weeks(*m.days):
-                yield (*kind, "date", week)
-        if m.published is not None:
-            day = m.published.astimezone(SHANGHAI).date()
-            for week in _weeks(day - timedelta(days=reach), day + timedelta(days=reach)):
-                yield (*kind, "published", week)
+        yield from _cluster_and_date_keys(m)
+        for week in _published_weeks(m, reach):
+            yield (*m.kind, "published", week)
 
 
 def plan(records: Iterable[dict], candidates: Iterable[dict] = (),
