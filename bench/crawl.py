@@ -2,9 +2,12 @@
 
     python bench/crawl.py [--pages 2000] [--workdir DIR] [--seed N]
     python bench/crawl.py --profile [--pages 200]      # pyinstrument top costs instead
+    python bench/crawl.py --memory 2000 10000          # row (e) alone, at each size
+    python bench/crawl.py --dense-events ...           # ~10 events a page, not ~1.5
 
 Generates a loopback site of N article pages of 100–200 KB each (heavy gov/news chrome
-around a 600–3,000-character Chinese article), serves it with `cyz.demo.server.SiteServer`
+around a 600–3,000-character Chinese article telling about 1.5 cooperation events, as
+the demo's articles do), serves it with `cyz.demo.server.SiteServer`
 and measures, in one run: a crawl that discards every item (Scrapy's own fetch rate), the
 full cyz crawl into a fresh SQLite index, `build_record` alone on one core, a second crawl
 over the unchanged site the day after (the crawl's clock set one day on: `now`), the same
@@ -41,6 +44,11 @@ BENCH_SETTINGS: dict[str, Any] = {
     "AUTOTHROTTLE_ENABLED": False,
     "LOG_LEVEL": "ERROR",
 }
+# The share of sentences that may tell a cooperation event. At 0.06 a page carries about
+# 1.5 events, as the demo's articles do (1.47; the 31 real pages under ../shared, general
+# news, 0.1); at 1.0 (`--dense-events`, the bench before
+# 2026-11-26) about 10.5, all between the same few places: the happening merge's worst case.
+EVENT_SHARE = 0.06
 EXTRACT_SAMPLE = 200  # pages for the one-core extraction rate
 PROFILE_SAMPLE = 50  # pages for the build_record profile
 NEWS_PLEASE_VENV = Path(os.environ.get("CYZ_NEWS_PLEASE_VENV", "/tmp/np-venv"))
@@ -71,6 +79,24 @@ SENTENCES = [
     "此次活动由{place}{org}主办，共有{k}家企业参加，现场达成合作意向{m}项。",
     "按照计划，{thing}二期工程将于明年{month}月开工建设。",
     "{place}将以此次合作为契机，推动{field}向高端化、智能化、绿色化方向发展。",
+]
+# Sentences that tell no cooperation event (what most of an article says): `--event-share`
+# mixes them in so that a page carries about as many events as the demo's articles.
+FILLER = [
+    "会议指出，要坚持以人民为中心的发展思想，扎实做好{field}各项基础工作。",
+    "{org}要求各单位压实工作责任，确保各项任务按时保质完成。",
+    "据统计，全年共接待群众来访{m}人次，办结率达到{p}%。",
+    "目前，{thing}主体结构已基本完工，正在开展内部装修和设备安装。",
+    "与会人员围绕优化营商环境、提升服务效能等议题进行了交流发言。",
+    "下一步，{org}将持续加强日常监管，及时回应群众关切。",
+    "今年前三季度，全市规模以上工业增加值同比增长{p}%，增速高于全省平均水平。",
+    "活动现场还设置了政策咨询台，工作人员为前来咨询的市民答疑解惑。",
+    "该负责人强调，要把安全生产摆在更加突出的位置，坚决守住底线。",
+    "近期，{org}组织开展了{field}专题培训，共有{m}名干部职工参加。",
+    "据了解，{thing}建成后将进一步完善城市功能，方便周边居民生活。",
+    "各地要结合实际细化工作方案，形成一批可复制可推广的经验做法。",
+    "截至目前，已累计发放补贴资金{n}万元，惠及群众{m}户。",
+    "会议还研究部署了近期{field}重点工作，并对有关事项作了安排。",
 ]
 TITLES = [
     "{place}与{place2}签署{field}合作协议",
@@ -132,8 +158,9 @@ class Generated:
 class Writer:
     """Fills templates from the vocabulary with one seeded RNG."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, event_share: float = 1.0) -> None:
         self.rng = rng
+        self.event_share = event_share  # the share of sentences drawn from SENTENCES
 
     def fill(self, template: str, when: datetime) -> str:
         r = self.rng
@@ -147,13 +174,18 @@ class Writer:
     def title(self, when: datetime) -> str:
         return self.fill(self.rng.choice(TITLES), when)
 
+    def sentence(self) -> str:
+        if self.event_share >= 1 or self.rng.random() < self.event_share:
+            return self.rng.choice(SENTENCES)
+        return self.rng.choice(FILLER)
+
     def body(self, when: datetime) -> list[str]:
         """Paragraphs totalling 600–3,000 characters."""
         target = self.rng.randint(600, 3000)
         paragraphs: list[str] = []
         size = 0
         while size < target:
-            para = "".join(self.fill(self.rng.choice(SENTENCES), when)
+            para = "".join(self.fill(self.sentence(), when)
                            for _ in range(self.rng.randint(2, 5)))
             paragraphs.append(para)
             size += len(para)
@@ -313,11 +345,12 @@ def article_path(site: SiteSpec, when: datetime, n: int) -> str:
     return f"{site.section}{when:%Y-%m}/{when:%d}/content_{5_000 + n}.htm"
 
 
-def generate_site(root: Path, n_pages: int, seed: int) -> Generated:
+def generate_site(root: Path, n_pages: int, seed: int,
+                  event_share: float = EVENT_SHARE) -> Generated:
     """Write `root/<host>/...` for N article pages split over the sites; deterministic."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    writer = Writer(rng)
+    writer = Writer(rng, event_share)
     start = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
     pages: list[Page] = []
     per_site = {s.host: [] for s in SITES}
@@ -362,7 +395,8 @@ def sources_for() -> list[Any]:
             id=site.source_id, name=site.name, kind=site.kind, region="遵义",
             start_urls=[f"http://{site.host}{site.section}index.html"],
             article_patterns=[pattern], follow_patterns=[r"/index(_\d+)?\.html$"],
-            max_depth=4, download_delay=0))
+            # no list-page cap: 10,000 pages are 250 list pages per source
+            max_depth=4, download_delay=0, max_list_pages=0))
     return out
 
 
@@ -852,13 +886,13 @@ def profile(gen: Generated, work: Path, host_map: dict[str, str]) -> str:
     return "\n\n".join(out)
 
 
-def memory_run(work: Path, pages: int, seed: int) -> Timed:
+def memory_run(work: Path, pages: int, seed: int, event_share: float) -> Timed:
     from cyz.demo.server import SiteServer
 
     sites = work / "sites"
     for stale in [sites, *work.glob("data-*")]:
         shutil.rmtree(stale, ignore_errors=True)
-    gen = generate_site(sites, pages, seed)
+    gen = generate_site(sites, pages, seed, event_share)
     print(f"generated {len(gen.pages)} pages, {gen.bytes / 1e6:.0f} MB", file=sys.stderr)
     with SiteServer(sites) as server:
         first = timed(lambda: full_crawl(sources_for(), work / "data-full", server.host_map()))
@@ -881,10 +915,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, nargs="+", metavar="PAGES",
                         help="only row (e): the first run at each of these sizes, e.g. "
                              "--memory 2000 10000 (RSS should stay flat as pages grow)")
+    parser.add_argument("--dense-events", action="store_true",
+                        help="every sentence may tell an event (about 10 a page, the "
+                             "happening merge's worst case) instead of about 1.5")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="extra Scrapy setting for every crawl (value parsed as JSON "
                              "when it can be), e.g. --set CONCURRENT_ITEMS=8")
     args = parser.parse_args(argv)
+    share = 1.0 if args.dense_events else EVENT_SHARE
     for pair in args.set:
         name, _, value = pair.partition("=")
         try:
@@ -899,16 +937,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.memory:
             print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
-                  f"seed {args.seed}, load average at start "
+                  f"seed {args.seed}, event share {share}, load average at start "
                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
-            print(memory_table([(n, memory_run(work, n, args.seed)) for n in args.memory]))
+            print(memory_table([(n, memory_run(work, n, args.seed, share)) for n in args.memory]))
             return 0
         sites = work / "sites"
         if sites.exists():
             shutil.rmtree(sites)
         for stale in work.glob("data-*"):
             shutil.rmtree(stale)
-        gen = generate_site(sites, args.pages, args.seed)
+        gen = generate_site(sites, args.pages, args.seed, share)
         print(f"generated {len(gen.pages)} pages, {gen.bytes / 1e6:.0f} MB in "
               f"{gen.seconds:.1f} s under {sites}", file=sys.stderr)
         sources = sources_for()
@@ -939,7 +977,7 @@ def main(argv: list[str] | None = None) -> int:
                   else news_please(gen, server.address, NEWS_PLEASE_SAMPLE))
         extra = f", settings {' '.join(args.set)}" if args.set else ""
         print(f"measured on {date.today().isoformat()}, {os.cpu_count()} cores, "
-              f"{args.pages} pages, seed {args.seed}{extra}\n")
+              f"{args.pages} pages, seed {args.seed}, event share {share}{extra}\n")
         print(report(gen, raw, first, second, again, extract, events, np))
     finally:
         if args.workdir is None:

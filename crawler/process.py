@@ -30,7 +30,6 @@ class ArticleItem:
     page: PageItem
     outcome: str  # new | updated | unchanged | not_article | gone | failed
     record: dict | None = None
-    signature: object = None  # MinHash of the text, computed by the worker
     cluster_changes: dict[str, bool] = field(default_factory=dict)
     # SHA-1 of the page body (crawl state, raw archive); "" for a 304 or a 404/410.
     body_hash: str = ""
@@ -107,7 +106,7 @@ class ProcessPipeline:
             log.warning("no article text found in %s", page.url)
             self._inc("cyz/empty_text", page)
         return self._done(ArticleItem(page, "updated" if known and known.content_hash else "new",
-                                      record, work.signature, body_hash=work.body_hash,
+                                      record, body_hash=work.body_hash,
                                       compressed=work.compressed))
 
     @staticmethod

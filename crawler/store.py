@@ -150,8 +150,7 @@ class DedupePipeline:
             item.outcome = "not_stored"
             return item
         try:
-            placement = self.index.place(record["id"], record["text_zh"], record["published_at"],
-                                         item.signature)
+            placement = self.index.place(record["id"], record["text_zh"], record["published_at"])
         except Exception as exc:  # never left to Scrapy: its log would print the page body
             item.outcome = "not_stored"
             if is_storage_error(exc):

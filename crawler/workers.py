@@ -40,9 +40,9 @@ _WARM_SHORT_PAGE = ("<html><head><title>预热</title></head><body><h1>预热</h
 
 
 def _warm_up() -> None:
-    # Import and load everything once per worker (trafilatura, OpenCC tables, langdetect
-    # profiles, the gazetteer, jieba's dictionary for event parties, numpy) so the
-    # first real pages are not slow. Pebble starts the clock of a page's time limit only
+    # Import and load everything once per worker (trafilatura, OpenCC tables, the
+    # gazetteer, jieba's dictionary for event parties) so the first real pages are not
+    # slow. (langdetect's profiles, 60 MB, load on the first text that is not mostly Han.) Pebble starts the clock of a page's time limit only
     # when a warmed worker takes it, so this never counts against a page.
     from cyz.pipelines.events import extractor_for
     from cyz.pipelines.tag import default_tagger
@@ -62,11 +62,11 @@ def _warm_up() -> None:
 @dataclass
 class PageWork:
     """What a worker computes besides the record, so the crawl process does not: the
-    text's MinHash signature, the SHA-1 of the body (crawl state and raw archive), and
-    the body zlib-compressed for the raw archive. With these the crawl process can drop
-    the page body as soon as the page is extracted."""
+    SHA-1 of the body (crawl state and raw archive) and the body zlib-compressed for the
+    raw archive. With these the crawl process can drop the page body as soon as the page
+    is extracted. (The text's MinHash signature is made in the crawl process: datasketch
+    brings scipy, ≈ 50 MB, into whichever process imports it.)"""
 
-    signature: Any  # numpy array, or None for a text too short to cluster
     body_hash: str
     compressed: bytes
 
@@ -75,12 +75,10 @@ def process_page(body: bytes, url: str, **kwargs) -> tuple[dict, PageWork]:
     """The CPU part of one page, done in a worker: its record and its `PageWork`."""
     # Imported here, not at the top: the crawl process itself never needs the extractor.
     from cyz.pipelines.archive import compress_body
-    from cyz.pipelines.dedupe import signature
     from cyz.pipelines.page import build_record
 
     record = build_record(body, url, **kwargs)
-    return record, PageWork(signature(record["text_zh"]), hashlib.sha1(body).hexdigest(),
-                            compress_body(body))
+    return record, PageWork(hashlib.sha1(body).hexdigest(), compress_body(body))
 
 
 def default_workers() -> int:

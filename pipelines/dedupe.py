@@ -36,7 +36,9 @@ def signature(text: str) -> np.ndarray | None:
     chars = _NOISE.sub("", text)
     if len(chars) < MIN_CHARS:
         return None
-    from datasketch import MinHash  # imports scipy: only where signatures are made (workers)
+    # datasketch's package import brings scipy (≈ 50 MB): made here, in the crawl process,
+    # rather than in every extraction worker.
+    from datasketch import MinHash
 
     mh = MinHash(num_perm=NUM_PERM, seed=7)
     mh.update_batch({chars[i : i + SHINGLE].encode("utf-8") for i in range(len(chars) - SHINGLE + 1)})
@@ -88,12 +90,9 @@ class ReprintIndex:
     def close(self) -> None:
         self.db.close()
 
-    def place(self, record_id: str, text_zh: str, published_at: str | None,
-              sig: np.ndarray | None | bool = False) -> Placement:
-        """Assign `record_id` to a cluster (its own when it has no reprint) and persist it.
-        `sig`: the text's signature when a worker already computed it."""
-        if sig is False:
-            sig = signature(text_zh)
+    def place(self, record_id: str, text_zh: str, published_at: str | None) -> Placement:
+        """Assign `record_id` to a cluster (its own when it has no reprint) and persist it."""
+        sig = signature(text_zh)
         with self.db:
             changed = self._forget(record_id)
             if sig is None:

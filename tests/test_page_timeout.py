@@ -58,12 +58,12 @@ def test_a_hung_page_times_out_and_the_next_page_goes_through_the_same_pool():
     finally:
         pool.close()
     assert waited < 30  # the limit, plus the worker warm-up before the clock starts
-    assert [r["title"] for r, _sig in results] == ["遵义与重庆签署合作协议"] * 4
+    assert [r["title"] for r, _work in results] == ["遵义与重庆签署合作协议"] * 4
 
 
 def test_the_in_process_path_has_no_limit_and_still_extracts():
     pool = ExtractionPool(workers=1, timeout=0.001)
-    record, _sig = asyncio.run(pool.process_page(SMALL, "http://a.cn/1.html"))
+    record, _work = asyncio.run(pool.process_page(SMALL, "http://a.cn/1.html"))
     assert record["title"] == "遵义与重庆签署合作协议"
 
 
