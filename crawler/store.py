@@ -66,22 +66,41 @@ class RecordWriter:
         self.max_age = max_age
         self.where = data_dir or "the data dir"  # named by a StorageError
         self.pending: dict[str, dict] = {}
+        self.removed: set[str] = set()  # ids to delete from the engine
         self.raw: list[RawPage] = []
         self.since: float | None = None  # when the oldest waiting record came
 
     def add(self, record: dict, cluster_changes: dict[str, bool] | None = None,
             raw: RawPage | None = None) -> None:
+        self._waiting()
+        self.pending[record["id"]] = record
+        self._flip(cluster_changes)
+        if raw is not None:
+            self.raw.append(raw)
+        self._flush_when_due()
+
+    def remove(self, record_id: str, cluster_changes: dict[str, bool] | None = None) -> None:
+        """Delete a stored record with the next batch (re-extraction found the page is
+        no article); `cluster_changes` are its reprint siblings' new first flags."""
+        self._waiting()
+        self.pending.pop(record_id, None)
+        self.removed.add(record_id)
+        self._flip(cluster_changes)
+        self._flush_when_due()
+
+    def _waiting(self) -> None:
         if self.since is None:
             self.since = time.monotonic()
-        self.pending[record["id"]] = record
+
+    def _flip(self, cluster_changes: dict[str, bool] | None) -> None:
         for other_id, is_first in (cluster_changes or {}).items():
             other = self.pending.get(other_id) or self.engine.get(other_id)
             if other is not None and other.get("is_first_in_cluster") != is_first:
                 other["is_first_in_cluster"] = is_first
                 self.pending[other_id] = other
-        if raw is not None:
-            self.raw.append(raw)
-        if len(self.pending) >= self.batch or self.due():
+
+    def _flush_when_due(self) -> None:
+        if len(self.pending) + len(self.removed) >= self.batch or self.due():
             self.flush()
 
     def due(self) -> bool:
@@ -94,20 +113,22 @@ class RecordWriter:
     def discard(self) -> int:
         """Drop what waits (after a storage failure); returns how many records."""
         dropped = len(self.pending)
-        self.pending, self.raw, self.since = {}, [], None
+        self.pending, self.removed, self.raw, self.since = {}, set(), [], None
         return dropped
 
     def flush(self) -> list[dict]:
-        """Write the raw pages, then the records, then call `on_flush(records)`.
-        Raises `StorageError` when the data dir cannot take them; the batch is dropped
-        then (a full disk would only fail again, page by page)."""
-        records, raws = list(self.pending.values()), self.raw
+        """Write the raw pages, then the records, delete the removed ones, then call
+        `on_flush(records)`. Raises `StorageError` when the data dir cannot take them;
+        the batch is dropped then (a full disk would only fail again, page by page)."""
+        records, raws, removed = list(self.pending.values()), self.raw, sorted(self.removed)
         self.discard()
         with storing(self.where):
             if raws and self.archive is not None:
                 self.archive.put_many(raws)
             if records:
                 self.engine.write(records)
+            if removed:
+                self.engine.delete(removed)
         if self.on_flush:
             self.on_flush(records)
         return records

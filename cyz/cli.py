@@ -873,7 +873,9 @@ def reextract(source_ids, stale, wait) -> None:
                      on_wait=print_waiting)
     except StorageError as exc:
         _fail(str(exc), ExitCode.NOT_STORED)
-    out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed")
+    removed = (f", {counts['not_article']} no longer articles (list pages; removed from the "
+               "index)" if counts["not_article"] else "")
+    out.print(f"re-extracted {counts['reextracted']} page(s), {counts['failed']} failed{removed}")
     if counts.get("storage_error"):
         _fail(counts["storage_error"], ExitCode.NOT_STORED)
 

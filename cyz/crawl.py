@@ -48,6 +48,8 @@ class RunSummary:
     pages_received: int = 0  # list pages, feeds, sitemaps and article answers (200/304/404/410)
     reextracted: int = 0  # stale records (an older pipeline's) brought up to date after the crawl
     stale_left: int = 0  # stale records left for the next runs (or `cyz reextract --stale`)
+    # stale records whose page the current pipeline judges a list page: removed
+    reextract_removed: int = 0
     # {source_id: {fetched, new, updated, unchanged, failed: {reason: n}}}, every source
     # crawled (zeros included) and any other the stats name
     sources: dict[str, dict] = field(default_factory=dict)
@@ -166,9 +168,11 @@ class RunSummary:
             rows.append(("not stored", self.not_stored))
         if self.list_pages_capped:
             rows.append(("list pages capped", self.list_pages_capped))
-        if self.reextracted or self.stale_left:
+        if self.reextracted or self.stale_left or self.reextract_removed:
             rows += [("re-extracted (pipeline upgrade)", self.reextracted),
                      ("stale, left for later runs", self.stale_left)]
+        if self.reextract_removed:
+            rows.append(("removed: no longer articles", self.reextract_removed))
         for label, value in rows:
             table.add_row(label, str(value))
         return table
@@ -182,7 +186,7 @@ class RunSummary:
                 "list_pages_capped": self.list_pages_capped, "failed": self.failed,
                 "not_stored": self.not_stored, "interrupted": self.interrupted,
                 "reextracted": self.reextracted, "stale_left": self.stale_left,
-                "sources": self.sources}
+                "reextract_removed": self.reextract_removed, "sources": self.sources}
 
 
 def _source_counts(stats: dict, source_id: str) -> dict:
@@ -366,6 +370,7 @@ def _bring_stale_up_to_date(summary: RunSummary, sources: list[Source], data_dir
         return
     summary.reextracted = counts["reextracted"]
     summary.stale_left = counts["stale_left"]
+    summary.reextract_removed = counts["not_article"]
     if counts.get("storage_error"):
         summary.storage_error = counts["storage_error"]
         summary.not_stored += counts["not_stored"]

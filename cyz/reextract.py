@@ -77,8 +77,9 @@ def reextract(data_dir: Path, sources: list[Source], *, source_ids: list[str] | 
               wait: bool = False, on_wait: Callable[[dict], None] | None = None) -> dict:
     """Re-run the pipeline on every archived page (of `source_ids`; with `stale_only`
     only pages whose record an older pipeline made, at most `limit` of them); returns
-    counts: `reextracted` (stored), `failed` (extraction errors), `stale_left` (stale
-    records not done), and, when the data dir could not take the records, `not_stored`
+    counts: `reextracted` (stored), `failed` (extraction errors), `not_article` (records
+    removed: their pages are now judged list pages), `stale_left` (stale records not
+    done), and, when the data dir could not take the records, `not_stored`
     and `storage_error` (one line). `progress(done, total)` is called per page.
 
     Holds the data dir's lock: raises `DataDirLocked` while a crawl, re-extraction or
@@ -93,7 +94,8 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                      engine_name: str | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """`reextract` for a caller that holds the data dir's lock already (the crawl)."""
-    counts = {"reextracted": 0, "failed": 0, "not_stored": 0, "stale_left": 0, "no_raw_page": 0}
+    counts = {"reextracted": 0, "failed": 0, "not_stored": 0, "stale_left": 0, "no_raw_page": 0,
+              "not_article": 0}
     engine = open_engine(engine_name, data_dir)
     engine.init()
     stale = stale_filter(source_ids) if stale_only else None
@@ -139,6 +141,21 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                 counts["failed"] += 1
                 continue
             record["id"] = raw.id
+            if record.get("is_article") is False:
+                # A list or section index where an article was expected (the pipeline
+                # learnt to tell): its record leaves the index. The raw page stays in
+                # the archive, so a later pipeline can bring it back (`cyz reextract`).
+                if old is not None:
+                    counts["not_article"] += 1
+                    log.info("no longer an article (%s), removed from the index: %s",
+                             record.get("not_article_reason"), raw.url)
+                    with storing(data_dir):
+                        changed = reprints.delete([raw.id])
+                    writer.remove(raw.id, changed)
+                done += 1
+                if progress:
+                    progress(done, total)
+                continue
             for key in _KEEP:
                 if old and old.get(key):
                     record[key] = old[key]

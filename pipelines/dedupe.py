@@ -138,11 +138,14 @@ class ReprintIndex:
                 self._elect_first(cluster_id)
         return len(rows)
 
-    def delete(self, ids: list[str]) -> None:
-        """Forget records deleted from the index (`cyz demo --clean`)."""
+    def delete(self, ids: list[str]) -> dict[str, bool]:
+        """Forget records deleted from the index (`cyz demo --clean`, `cyz reextract`);
+        returns the other members whose `is_first_in_cluster` flips."""
+        changed: dict[str, bool] = {}
         with self.db:
             for record_id in ids:
-                self._forget(record_id)
+                changed.update(self._forget(record_id))
+        return {k: v for k, v in changed.items() if k not in ids}
 
     def _forget(self, record_id: str) -> dict[str, bool]:
         """Drop an earlier placement of `record_id` (its text may have changed)."""

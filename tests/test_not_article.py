@@ -20,6 +20,11 @@ from cyz.config import Source
 from cyz.crawl import crawl
 from cyz.demo.server import conditional_response
 from cyz.index import open_engine
+from cyz.index.base import stale_filter
+from cyz.pipelines.archive import RawArchive, RawPage, text_hash
+from cyz.pipelines.page import build_record
+from cyz.record import PIPELINE_VERSION, article_id
+from cyz.urls import canonical_url
 
 REGRESSION = Path(__file__).parent / "pages" / "regression"
 HOST = "www.listcheck.gov.cn"
@@ -79,3 +84,70 @@ def test_extract_json_says_why_a_page_is_not_an_article(tmp_path):
                              data_dir=tmp_path).stdout)
     assert article["is_article"] is True and article["not_article_reason"] is None
     assert article["published_from"] == "byline"
+
+
+def _stale_state(data_dir: Path) -> list[dict]:
+    """What an upgrade leaves behind: an older pipeline indexed a section index as an
+    article, and a real article beside it; both records stale, both pages archived."""
+    pages = {ARTICLE: (REGRESSION / "meta_vs_byline_date.html").read_bytes(),
+             INDEX_PAGE: (REGRESSION / "section_index_page.html").read_bytes()}
+    records, raws = [], []
+    for path, body in pages.items():
+        url = f"http://{HOST}{path}"
+        record = build_record(body, url, source=_source(), http_charset="utf-8",
+                              fetched_at="2024-10-16T08:00:00+00:00")
+        record.update(id=article_id(canonical_url(url)), is_article=True, not_article_reason=None,
+                      pipeline_version=PIPELINE_VERSION - 1)
+        records.append(record)
+        raws.append(RawPage(record["id"], url, "test-lists", "utf-8", "2024-10-16T08:00:00+00:00", body,
+                            text_hash=text_hash(record)))
+    archive = RawArchive(data_dir)
+    archive.put_many(raws)
+    archive.close()
+    engine = open_engine("sqlite", data_dir)
+    engine.init()
+    engine.write(records)
+    assert engine.count(stale_filter()) == 2
+    engine.close()
+    return records
+
+
+def test_reextract_removes_a_record_an_older_pipeline_made_of_a_list_page(data_dir):
+    records = _stale_state(data_dir)
+    out = cyz("reextract", "--stale", data_dir=data_dir).stdout
+    assert "re-extracted 1 page(s), 0 failed, 1 no longer articles" in out
+
+    engine = open_engine("sqlite", data_dir)
+    try:
+        assert engine.count() == 1 and engine.count(stale_filter()) == 0
+        assert engine.get(records[0]["id"]) is not None
+        assert engine.get(records[1]["id"]) is None
+    finally:
+        engine.close()
+    archive = RawArchive(data_dir)  # the page itself is kept: nothing is lost
+    try:
+        assert archive.get(records[1]["id"]) is not None
+    finally:
+        archive.close()
+    # Done once: a second pass over the whole archive removes nothing more.
+    again = cyz("reextract", data_dir=data_dir).stdout
+    assert "re-extracted 1 page(s), 0 failed" in again and "no longer" not in again
+
+
+def test_the_crawls_stale_pass_removes_it_too_and_says_so(site_server, data_dir):
+    _install(site_server)
+    records = _stale_state(data_dir)
+    summary = crawl([_source()], data_dir=data_dir, engine="sqlite",
+                    host_map=site_server.host_map(), settings_overrides=FAST)
+    # The article is fetched anew; the list page is not an article again, and its stale
+    # record goes in the crawl's re-extraction pass.
+    assert (summary.new, summary.not_article, summary.reextract_removed) == (1, 1, 1)
+    assert summary.as_dict()["reextract_removed"] == 1
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(summary.table())
+    assert "removed: no longer articles" in console.export_text()
+    engine = open_engine("sqlite", data_dir)
+    try:
+        assert engine.get(records[1]["id"]) is None and engine.count() == 1
+    finally:
+        engine.close()
