@@ -42,8 +42,9 @@ _WARM_SHORT_PAGE = ("<html><head><title>预热</title></head><body><h1>预热</h
 def _warm_up() -> None:
     # Import and load everything once per worker (trafilatura, OpenCC tables, the
     # gazetteer, jieba's dictionary for event parties) so the first real pages are not
-    # slow. (langdetect's profiles, 60 MB, load on the first text that is not mostly Han.) Pebble starts the clock of a page's time limit only
-    # when a warmed worker takes it, so this never counts against a page.
+    # slow; langdetect's profiles (60 MB) load on the first text that is not mostly Han.
+    # Pebble starts the clock of a page's time limit only when a warmed worker takes it,
+    # so this never counts against a page.
     from cyz.pipelines.events import extractor_for
     from cyz.pipelines.tag import default_tagger
 
