@@ -250,18 +250,29 @@ class StorePipeline:
                           body_hash=item.body_hash, compressed=item.compressed)
             record["version"], record["updated_at"] = self.writer.archive.version_of(raw)
             self.writer.add(record, item.cluster_changes, raw)
+        elif outcome == "not_article" and (
+                indexed := self.writer.get(article_id(page.canonical_url))) is not None:
+            # An indexed article's URL now serves a list or section index: taken down (a
+            # CMS sends a deleted article's URL to its column). Gone, as after a 404; the
+            # record keeps its text.
+            if not indexed.get("gone_at"):
+                log.info("an indexed article's URL now serves a list page (taken down?): %s",
+                         page.url)
+                self.stats.inc_value("cyz/gone")
+                self.stats.inc_value(source_stat(page.source_id, "gone"))
+            self._mark_gone(page, indexed)
         elif outcome in ("unchanged", "not_article"):
             # Remembered as fetched: the same body is not extracted again next run.
             self.fetches.append((page, outcome, item.body_hash))
         elif outcome == "gone":
             self._mark_gone(page)
 
-    def _mark_gone(self, page: PageItem) -> None:
+    def _mark_gone(self, page: PageItem, record: dict | None = None) -> None:
         # When the 404/410 was seen (the crawl's clock: the revisit schedule counts from it).
         when = page.fetched_at or datetime.now(UTC).isoformat(timespec="seconds")
         with storing(self.data_dir):
             self.state.mark_gone(page.canonical_url, when, status=page.status)
-        record = self.writer.get(article_id(page.canonical_url))
+        record = record or self.writer.get(article_id(page.canonical_url))
         if record is not None and not record.get("gone_at"):
             record["gone_at"] = when
             self.writer.add(record)

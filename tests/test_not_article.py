@@ -158,3 +158,31 @@ def test_the_crawls_stale_pass_removes_it_too_and_says_so(site_server, data_dir)
         assert engine.get(records[1]["id"]) is None
     finally:
         engine.close()
+
+
+def test_an_indexed_articles_url_that_now_serves_a_list_page_is_gone(site_server, data_dir):
+    # A CMS that deletes an article often serves its column's index at the old URL.
+    article = (REGRESSION / "meta_vs_byline_date.html").read_bytes()
+    index_page = (REGRESSION / "section_index_page.html").read_bytes()
+    serving = {"body": article}
+    listing = f"<html><body><a href='{INDEX_PAGE}'>商务要闻</a></body></html>".encode()
+    site_server.add_route(HOST, "/xwdt/", lambda req: (200, HTML, listing))
+    site_server.add_route(HOST, INDEX_PAGE,
+                          lambda req: conditional_response(req, serving["body"], HTML))
+
+    def run():
+        return crawl([_source()], data_dir=data_dir, engine="sqlite", full=True,
+                     host_map=site_server.host_map(), settings_overrides=FAST)
+
+    assert run().new == 1
+    serving["body"] = index_page
+    second = run()
+    assert (second.not_article, second.gone, second.new, second.updated) == (1, 1, 0, 0)
+    third = run()  # still a list page: gone once, counted once
+    assert (third.not_article, third.gone) == (1, 0)
+    engine = open_engine("sqlite", data_dir)
+    try:
+        [record] = list(engine.iter_records())
+    finally:
+        engine.close()
+    assert record["gone_at"] and record["title"] and record["text"]  # the text is kept
