@@ -7,13 +7,13 @@
 
 Generates a loopback site of N article pages of 100–200 KB each (heavy gov/news chrome
 around a 600–3,000-character Chinese article telling about 1.5 cooperation events, as
-the demo's articles do), serves it with `cyz.demo.server.SiteServer`
-and measures, in one run: a crawl that discards every item (Scrapy's own fetch rate), the
-full cyz crawl into a fresh SQLite index, `build_record` alone on one core and on all cores (a
-process pool), a second crawl
-over the unchanged site the day after (the crawl's clock set one day on: `now`), the same
-with `full` (every known article asked, conditionally), the peak memory of the crawl processes, and news-please over the
-same article URLs when it is installed (see `NEWS_PLEASE_VENV`). Prints one markdown table.
+the demo's articles do), serves it with `cyz.demo.server.SiteServer` and measures, in one
+run: a crawl that discards every item (Scrapy's own fetch rate), the full cyz crawl into a
+fresh SQLite index, `build_record` alone on one core and on all cores (a process pool), a
+second crawl over the unchanged site the day after (the crawl's clock set one day on:
+`now`), the same with `full` (every known article asked, conditionally), the peak memory
+of the crawl processes, and news-please over the same article URLs when it is installed
+(see `NEWS_PLEASE_VENV`). Prints one markdown table.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ BENCH_SETTINGS: dict[str, Any] = {
 }
 # The share of sentences that may tell a cooperation event. At 0.06 a page carries about
 # 1.5 events, as the demo's articles do (1.47; the 31 real pages under ../shared, general
-# news, 0.1); at 1.0 (`--dense-events`, the bench before
-# 2026-11-26) about 10.5, all between the same few places: the happening merge's worst case.
+# news, 0.1); at 1.0 (`--dense-events`, the bench before 2026-11-26) about 10.5, all
+# between the same few places: the happening merge's worst case.
 EVENT_SHARE = 0.06
 EXTRACT_SAMPLE = 200  # pages for the one-core extraction rate
 ALL_CORES_SAMPLE = 1000  # pages for the extraction rate on all cores
@@ -83,8 +83,8 @@ SENTENCES = [
     "按照计划，{thing}二期工程将于明年{month}月开工建设。",
     "{place}将以此次合作为契机，推动{field}向高端化、智能化、绿色化方向发展。",
 ]
-# Sentences that tell no cooperation event (what most of an article says): `--event-share`
-# mixes them in so that a page carries about as many events as the demo's articles.
+# Sentences that tell no cooperation event (what most of an article says): mixed in
+# (EVENT_SHARE) so that a page carries about as many events as the demo's articles.
 FILLER = [
     "会议指出，要坚持以人民为中心的发展思想，扎实做好{field}各项基础工作。",
     "{org}要求各单位压实工作责任，确保各项任务按时保质完成。",
