@@ -246,15 +246,15 @@ class Source(_Strict):
         if self.allowed_domains:
             # An entry URL off the domains would be dropped without a trace.
             allowed = [d.lower() for d in self.allowed_domains]
-            hosts = {urlsplit(u).hostname for u in self.start_urls + self.feeds
+            entry = {urlsplit(u).hostname for u in self.start_urls + self.feeds
                      + self.sitemaps} - {None}
-            for host in sorted(hosts):
+            search = self.search.hosts if self.search is not None else set()
+            needed = [(h, f"{h!r}, the host of an entry URL (start_urls, feeds or sitemaps)")
+                      for h in sorted(entry)]
+            needed += [(h, f"the search host {h!r}") for h in sorted(search)]
+            for host, what in needed:
                 if not host_allowed(host, allowed):
-                    raise ValueError(f"allowed_domains: must admit {host!r}, the host of an "
-                                     "entry URL (start_urls, feeds or sitemaps)")
-            for host in sorted(self.search.hosts if self.search is not None else ()):
-                if not host_allowed(host, allowed):
-                    raise ValueError(f"allowed_domains: must admit the search host {host!r}")
+                    raise ValueError(f"allowed_domains: must admit {what}")
         return self
 
     @property

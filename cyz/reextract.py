@@ -152,23 +152,21 @@ def reextract_locked(data_dir: Path, sources: list[Source], *, source_ids: list[
                     with storing(data_dir):
                         changed = reprints.delete([raw.id])
                     writer.remove(raw.id, changed)
-                done += 1
-                if progress:
-                    progress(done, total)
-                continue
-            for key in _KEEP:
-                if old and old.get(key):
-                    record[key] = old[key]
-            with storing(data_dir):
-                placement = reprints.place(record["id"], record["text_zh"], record["published_at"])
-            apply_placement(record, placement)
-            # Re-extraction is not an edit: the archive's version stands. The record did
-            # change, for what reads it, when the pipeline now derives something else.
-            record["version"] = raw.version
-            record["updated_at"] = (old.get("updated_at") or raw.fetched_at
-                                    if old and _same_output(old, record) else now_iso())
-            waiting[0] += 1
-            writer.add(record, placement.changed, replace(raw, text_hash=text_hash(record)))
+            else:
+                for key in _KEEP:
+                    if old and old.get(key):
+                        record[key] = old[key]
+                with storing(data_dir):
+                    placement = reprints.place(record["id"], record["text_zh"],
+                                               record["published_at"])
+                apply_placement(record, placement)
+                # Re-extraction is not an edit: the archive's version stands. The record
+                # did change, for what reads it, when the pipeline now derives something else.
+                record["version"] = raw.version
+                record["updated_at"] = (old.get("updated_at") or raw.fetched_at
+                                        if old and _same_output(old, record) else now_iso())
+                waiting[0] += 1
+                writer.add(record, placement.changed, replace(raw, text_hash=text_hash(record)))
             done += 1
             if progress:
                 progress(done, total)
